@@ -1,0 +1,129 @@
+package convoy
+
+import (
+	"time"
+)
+
+// DeliveryStatus is the state of one event's delivery to one endpoint.
+//
+//	Scheduled ──claim──► Processing ──2xx──────────────► Success
+//	    ▲                    │  └──fail, retries left──► Retry ──due──► Processing
+//	    │                    └────fail, none left──────► Failure
+//	    │   (endpoint inactive when sent or when due) ──► Discarded
+//	    └──────────── re-send (Failure, Discarded) ◄─────┘
+type DeliveryStatus string
+
+// Delivery states.
+const (
+	// DeliveryScheduled: waiting for its first attempt, or re-sent.
+	DeliveryScheduled DeliveryStatus = "Scheduled"
+	// DeliveryProcessing: claimed by a worker under a lease.
+	DeliveryProcessing DeliveryStatus = "Processing"
+	// DeliverySuccess: an attempt got a 2xx response. Final.
+	DeliverySuccess DeliveryStatus = "Success"
+	// DeliveryRetry: an attempt failed; the next one is due at NextAttemptAt.
+	DeliveryRetry DeliveryStatus = "Retry"
+	// DeliveryFailure: retries are exhausted. Final until re-sent.
+	DeliveryFailure DeliveryStatus = "Failure"
+	// DeliveryDiscarded: the endpoint was inactive; kept to be re-sent.
+	DeliveryDiscarded DeliveryStatus = "Discarded"
+)
+
+// DeliveryStatuses lists every delivery status.
+var DeliveryStatuses = []DeliveryStatus{
+	DeliveryScheduled, DeliveryProcessing, DeliverySuccess,
+	DeliveryRetry, DeliveryFailure, DeliveryDiscarded,
+}
+
+// Valid reports whether s is one of the six delivery statuses.
+func (s DeliveryStatus) Valid() bool {
+	switch s {
+	case DeliveryScheduled, DeliveryProcessing, DeliverySuccess,
+		DeliveryRetry, DeliveryFailure, DeliveryDiscarded:
+		return true
+	}
+	return false
+}
+
+// Final reports whether s ends the delivery (until it is re-sent).
+func (s DeliveryStatus) Final() bool {
+	return s == DeliverySuccess || s == DeliveryFailure || s == DeliveryDiscarded
+}
+
+// Delivery is one event to one endpoint: the unit of work.
+//
+// Delivery values returned by a Dispatcher or a Store are copies.
+type Delivery struct {
+	// ID is a UUIDv7; it is sent as X-Convoy-Delivery-ID and webhook-id and
+	// stays the same across retries.
+	ID         string
+	EventID    string
+	AppID      string
+	EndpointID string
+	// EventType is the event's type, kept here so workers need not load the
+	// event to choose headers.
+	EventType string
+	Status    DeliveryStatus
+	// Attempts counts every attempt recorded, across re-sends.
+	Attempts int
+	// RoundAttempts counts attempts since the delivery was created or last
+	// re-sent; the retry strategy looks at this number.
+	RoundAttempts int
+	// Claims counts claims since the last recorded attempt. A delivery
+	// claimed too often without an attempt (its worker keeps crashing) ends
+	// in Failure instead of looping.
+	Claims int
+	// NextAttemptAt is when a Scheduled or Retry delivery is due.
+	NextAttemptAt time.Time
+	// LeaseOwner names the dispatcher holding a Processing delivery.
+	LeaseOwner string
+	// LeaseID identifies one claim: recording and releasing must present it
+	// (fencing). Empty when not Processing.
+	LeaseID string
+	// LeaseExpiresAt is when a Processing delivery may be claimed again.
+	LeaseExpiresAt time.Time
+	// LastError is the error text or status of the latest failed attempt.
+	LastError string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// DueAt is when the delivery is next claimable: NextAttemptAt for Scheduled
+// and Retry, LeaseExpiresAt for Processing. ok is false for final states.
+func (d *Delivery) DueAt() (t time.Time, ok bool) {
+	switch d.Status {
+	case DeliveryScheduled, DeliveryRetry:
+		return d.NextAttemptAt, true
+	case DeliveryProcessing:
+		return d.LeaseExpiresAt, true
+	}
+	return time.Time{}, false
+}
+
+// Validate reports whether d is well formed for insertion.
+func (d *Delivery) Validate() error {
+	if d == nil {
+		return invalid(ErrInvalid, "delivery", "nil")
+	}
+	for _, f := range [...]struct{ name, id string }{
+		{"delivery.ID", d.ID}, {"delivery.EventID", d.EventID},
+		{"delivery.AppID", d.AppID}, {"delivery.EndpointID", d.EndpointID},
+	} {
+		if err := ValidateID(f.name, f.id); err != nil {
+			return err
+		}
+	}
+	if !d.Status.Valid() {
+		return invalid(ErrInvalidStatus, "delivery.Status", string(d.Status))
+	}
+	return nil
+}
+
+// Clone returns a copy of d.
+func (d *Delivery) Clone() *Delivery {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	return &c
+}

@@ -1,0 +1,302 @@
+package convoy
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// EndpointStatus is the state of an endpoint, one of the seed's three.
+type EndpointStatus string
+
+// Endpoint states.
+const (
+	// EndpointActive endpoints receive events.
+	EndpointActive EndpointStatus = "active"
+	// EndpointInactive (dead) endpoints receive nothing: events for them are
+	// saved as Discarded, ready to be re-sent when the endpoint is back.
+	EndpointInactive EndpointStatus = "inactive"
+	// EndpointPending endpoints are on probation after a re-send to a dead
+	// endpoint: the next success makes them active, the next delivery that
+	// exhausts its retries makes them inactive again.
+	EndpointPending EndpointStatus = "pending"
+)
+
+// Valid reports whether s is one of the three endpoint states.
+func (s EndpointStatus) Valid() bool {
+	switch s {
+	case EndpointActive, EndpointInactive, EndpointPending:
+		return true
+	}
+	return false
+}
+
+// Endpoint is a target URL of an app that receives events.
+//
+// Endpoint values returned by a Dispatcher or a Store are copies.
+type Endpoint struct {
+	// ID is a UUIDv7, set by AddEndpoint when empty.
+	ID string
+	// AppID is the app the endpoint belongs to.
+	AppID string
+	// URL is the absolute http or https URL events are POSTed to.
+	URL string
+	// Description is free text, at most 1024 bytes.
+	Description string
+	// Status is active, inactive or pending; empty means active on create.
+	Status EndpointStatus
+	// EventTypes filters what the endpoint receives: empty or "*" means
+	// every event type, otherwise only the types listed.
+	EventTypes []string
+	// Headers are sent with every request to the endpoint. They cannot
+	// replace the headers convoy sets itself (signature, IDs, Content-Type,
+	// User-Agent).
+	Headers map[string]string
+	// Secrets, when set, sign requests to this endpoint instead of the app's.
+	Secrets []Secret
+	// Signing, when its Scheme is set, overrides the app's choice.
+	Signing Signing
+	// Retry, when not nil, overrides the dispatcher's retry strategy.
+	Retry *RetryPolicy
+	// Health records how delivery to the endpoint has gone. The store keeps
+	// it up to date; it is ignored on create and update.
+	Health EndpointHealth
+	// CreatedAt and UpdatedAt are set by the Dispatcher.
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// EndpointHealth is the delivery record of an endpoint, updated in the same
+// store transaction as each attempt.
+type EndpointHealth struct {
+	// LastAttemptAt is the start time of the latest attempt.
+	LastAttemptAt time.Time
+	// LastStatusCode is the HTTP status of the latest attempt, 0 when it got
+	// no response.
+	LastStatusCode int
+	// LastError is the error text of the latest failed attempt.
+	LastError string
+	// ConsecutiveFailures counts failed attempts since the last success.
+	ConsecutiveFailures int
+	// ConsecutiveFailedDeliveries counts deliveries that ended in Failure
+	// since the last successful attempt.
+	ConsecutiveFailedDeliveries int
+	// FailingSince is the time of the first failed attempt after the last
+	// success; zero while the endpoint is healthy.
+	FailingSince time.Time
+	// LastSuccessAt is the start time of the latest successful attempt.
+	LastSuccessAt time.Time
+}
+
+// Limits on endpoint fields.
+const (
+	// MaxURLLen is the longest endpoint URL accepted.
+	MaxURLLen         = 2048
+	maxHeaders        = 32
+	maxHeaderNameLen  = 256
+	maxHeaderValueLen = 4096
+	maxEventTypes     = 256
+)
+
+// reservedHeaders are set by the dispatcher and cannot be overridden by an
+// endpoint's own headers (compared in canonical form).
+var reservedHeaders = []string{
+	"Content-Type", "Content-Length", "User-Agent", "Host", "Connection",
+	"Transfer-Encoding", "Te", "Trailer", "Upgrade", "Keep-Alive",
+	"Proxy-Authorization", "Proxy-Connection", "Idempotency-Key",
+}
+
+// reservedHeaderPrefixes are header name prefixes the dispatcher owns.
+var reservedHeaderPrefixes = []string{"X-Convoy-", "Webhook-"}
+
+// IsReservedHeader reports whether name is a header the dispatcher sets
+// itself, which an endpoint's Headers may not override.
+func IsReservedHeader(name string) bool {
+	c := http.CanonicalHeaderKey(name)
+	if slices.Contains(reservedHeaders, c) {
+		return true
+	}
+	for _, p := range reservedHeaderPrefixes {
+		if strings.HasPrefix(c, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate reports whether e is well formed: IDs, URL shape (http or https,
+// a host, no credentials, at most MaxURLLen bytes), status, event-type
+// filter, headers and secrets. It does not check the URL's address against
+// the SSRF guard; the Dispatcher does that too.
+func (e *Endpoint) Validate() error {
+	if e == nil {
+		return invalid(ErrInvalid, "endpoint", "nil")
+	}
+	if err := ValidateID("endpoint.ID", e.ID); err != nil {
+		return err
+	}
+	if err := ValidateID("endpoint.AppID", e.AppID); err != nil {
+		return err
+	}
+	if _, err := ParseEndpointURL(e.URL, false); err != nil {
+		return err
+	}
+	if len(e.Description) > maxDescLen {
+		return invalid(ErrTooLong, "endpoint.Description", "")
+	}
+	if !e.Status.Valid() {
+		return invalid(ErrInvalidStatus, "endpoint.Status", string(e.Status))
+	}
+	if len(e.EventTypes) > maxEventTypes {
+		return invalid(ErrInvalidEventType, "endpoint.EventTypes", "too many")
+	}
+	for _, t := range e.EventTypes {
+		if t == "*" {
+			continue
+		}
+		if err := ValidateEventType(t); err != nil {
+			return err
+		}
+	}
+	if err := validateHeaders(e.Headers); err != nil {
+		return err
+	}
+	if len(e.Secrets) > maxSecrets {
+		return invalid(ErrInvalidSecret, "endpoint.Secrets", "too many")
+	}
+	if err := validateSecrets("endpoint.Secrets", e.Secrets); err != nil {
+		return err
+	}
+	if err := e.Signing.Validate(); err != nil {
+		return err
+	}
+	if e.Retry != nil {
+		if err := e.Retry.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseEndpointURL parses raw as an endpoint URL: absolute, http or https
+// (https only when httpsOnly), with a host, without user info or fragment,
+// at most MaxURLLen bytes. Errors wrap ErrInvalidURL.
+func ParseEndpointURL(raw string, httpsOnly bool) (*url.URL, error) {
+	if raw == "" {
+		return nil, invalid(ErrInvalidURL, "URL", "empty")
+	}
+	if len(raw) > MaxURLLen {
+		return nil, invalid(ErrInvalidURL, "URL", "too long")
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] == 0x7f {
+			return nil, invalid(ErrInvalidURL, "URL", "contains spaces or control characters")
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, invalid(ErrInvalidURL, "URL", "does not parse")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if httpsOnly {
+			return nil, invalid(ErrInvalidURL, "URL", "https required")
+		}
+	default:
+		return nil, invalid(ErrInvalidURL, "URL", "scheme must be http or https")
+	}
+	if u.Opaque != "" {
+		return nil, invalid(ErrInvalidURL, "URL", "not a hierarchical URL")
+	}
+	if u.User != nil {
+		return nil, invalid(ErrInvalidURL, "URL", "credentials in URL")
+	}
+	if u.Hostname() == "" {
+		return nil, invalid(ErrInvalidURL, "URL", "no host")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return nil, invalid(ErrInvalidURL, "URL", "fragment not allowed")
+	}
+	return u, nil
+}
+
+func validateHeaders(h map[string]string) error {
+	if len(h) > maxHeaders {
+		return invalid(ErrInvalidHeader, "endpoint.Headers", "too many")
+	}
+	for k, v := range h {
+		if k == "" || len(k) > maxHeaderNameLen || !validHeaderName(k) {
+			return invalid(ErrInvalidHeader, "endpoint.Headers", "bad name")
+		}
+		if len(v) > maxHeaderValueLen || !validHeaderValue(v) {
+			return invalid(ErrInvalidHeader, "endpoint.Headers", "bad value for "+k)
+		}
+		if IsReservedHeader(k) {
+			return invalid(ErrInvalidHeader, "endpoint.Headers", k+" is set by convoy")
+		}
+	}
+	return nil
+}
+
+// validHeaderName reports whether s is an RFC 7230 token.
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue refuses control characters (CR and LF above all).
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Accepts reports whether the endpoint's event-type filter lets eventType
+// through.
+func (e *Endpoint) Accepts(eventType string) bool {
+	if len(e.EventTypes) == 0 {
+		return true
+	}
+	for _, t := range e.EventTypes {
+		if t == "*" || t == eventType {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone returns a deep copy of e.
+func (e *Endpoint) Clone() *Endpoint {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.EventTypes = slices.Clone(e.EventTypes)
+	if e.Headers != nil {
+		c.Headers = make(map[string]string, len(e.Headers))
+		for k, v := range e.Headers {
+			c.Headers[k] = v
+		}
+	}
+	c.Secrets = cloneSecrets(e.Secrets)
+	if e.Retry != nil {
+		r := e.Retry.clone()
+		c.Retry = &r
+	}
+	return &c
+}

@@ -1,0 +1,8 @@
+module github.com/convoykit/convoy
+
+go 1.23
+
+require (
+	github.com/cenkalti/backoff/v4 v4.3.0
+	github.com/google/uuid v1.6.0
+)

@@ -1,0 +1,240 @@
+package convoy
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists apps, endpoints, events, deliveries and attempts, and is
+// the delivery queue. The Dispatcher reaches storage only through it;
+// store/memory and store/bolt implement it, and store/storetest holds the
+// conformance suite every implementation must pass.
+//
+// The contract is written so that a SQL store shared by several processes
+// (claiming with FOR UPDATE SKIP LOCKED) is natural:
+//
+//   - Every method is safe for concurrent use.
+//   - Values passed in are not retained and values returned are copies:
+//     mutating either never changes what is stored.
+//   - Errors wrap the package sentinels: ErrNotFound, ErrDuplicate,
+//     ErrLeaseLost, ErrInvalid (and its children), ErrClosed.
+//   - A failed call changes nothing.
+//   - Time comes from the caller (Now fields), never from the store's clock,
+//     so tests drive time and processes agree on what is due.
+//   - Lists are ordered by ID (which is creation order) and paginated with
+//     an opaque cursor: pass Page.Cursor = the next value returned by the
+//     previous call; an empty next means the end.
+type Store interface {
+	// CreateApp stores a new app. ErrDuplicate if the ID exists.
+	CreateApp(ctx context.Context, app *App) error
+	// GetApp returns the app with the ID, or ErrNotFound.
+	GetApp(ctx context.Context, id string) (*App, error)
+	// UpdateApp replaces a stored app. ErrNotFound if missing.
+	UpdateApp(ctx context.Context, app *App) error
+	// DeleteApp removes an app with its endpoints, events, deliveries and
+	// attempts. ErrNotFound if missing.
+	DeleteApp(ctx context.Context, id string) error
+	// ListApps lists apps in ID order.
+	ListApps(ctx context.Context, page Page) ([]*App, string, error)
+
+	// CreateEndpoint stores a new endpoint. ErrNotFound if its app is
+	// missing, ErrDuplicate if the ID exists.
+	CreateEndpoint(ctx context.Context, ep *Endpoint) error
+	// GetEndpoint returns the endpoint with the ID, or ErrNotFound.
+	GetEndpoint(ctx context.Context, id string) (*Endpoint, error)
+	// UpdateEndpoint replaces a stored endpoint's settings and status; its
+	// Health and AppID are kept as stored. ErrNotFound if missing.
+	UpdateEndpoint(ctx context.Context, ep *Endpoint) error
+	// DeleteEndpoint removes an endpoint with its deliveries and their
+	// attempts. ErrNotFound if missing.
+	DeleteEndpoint(ctx context.Context, id string) error
+	// ListEndpoints lists an app's endpoints in ID order. ErrNotFound if the
+	// app is missing.
+	ListEndpoints(ctx context.Context, appID string, page Page) ([]*Endpoint, string, error)
+
+	// InsertEvent stores an event and its deliveries in one transaction.
+	// When the event has an IdempotencyKey already used by an event of the
+	// same app, it stores nothing and returns that first event with
+	// inserted false. ErrNotFound if the app or a delivery's endpoint is
+	// missing; ErrDuplicate if an ID exists; ErrInvalid if a delivery does
+	// not belong to the event.
+	InsertEvent(ctx context.Context, ev *Event, deliveries []*Delivery) (stored *Event, inserted bool, err error)
+	// GetEvent returns the event with the ID, or ErrNotFound.
+	GetEvent(ctx context.Context, id string) (*Event, error)
+	// GetDelivery returns the delivery with the ID, or ErrNotFound.
+	GetDelivery(ctx context.Context, id string) (*Delivery, error)
+	// ListDeliveries lists deliveries matching q in ID order.
+	ListDeliveries(ctx context.Context, q DeliveryQuery, page Page) ([]*Delivery, string, error)
+	// ListAttempts lists a delivery's attempts in order. ErrNotFound if the
+	// delivery is missing.
+	ListAttempts(ctx context.Context, deliveryID string, page Page) ([]*Attempt, string, error)
+
+	// Claim leases up to req.Limit due deliveries, earliest due first: those
+	// Scheduled or Retry with NextAttemptAt ≤ req.Now, and those Processing
+	// whose lease expired by req.Now. Each is returned Processing, with
+	// LeaseOwner = req.Owner, a fresh LeaseID, LeaseExpiresAt = req.Now +
+	// req.Lease and Claims incremented. No delivery is handed out twice
+	// while its lease is valid, whatever number of callers claim at once.
+	// Per-endpoint capacity is honoured (see ClaimRequest). Claim costs
+	// O(log n + k) for n stored deliveries and k examined, never a scan of
+	// the backlog that is not due.
+	Claim(ctx context.Context, req ClaimRequest) ([]*Delivery, error)
+	// Record ends a claim: it stores t.Attempt (if any), moves the
+	// delivery to t.Status, updates the endpoint's health and applies
+	// t.EndpointStatus, all in one transaction. ErrLeaseLost, with nothing
+	// changed, if the delivery is not Processing under t.LeaseID.
+	Record(ctx context.Context, t Transition) (RecordResult, error)
+	// Release gives a claimed delivery back without an attempt: it returns
+	// to Scheduled (or Retry if it has attempts) with its NextAttemptAt
+	// unchanged and Claims decremented. ErrLeaseLost if the lease is not
+	// held.
+	Release(ctx context.Context, deliveryID, leaseID string) error
+	// NextDue returns the earliest time a delivery becomes claimable (its
+	// NextAttemptAt, or its lease expiry when Processing); ok is false when
+	// nothing is pending.
+	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+
+	// Requeue moves matching Failure or Discarded deliveries back to
+	// Scheduled, due at r.Now, with RoundAttempts and Claims reset, and
+	// returns how many moved. ErrNotFound if r names a missing delivery or
+	// endpoint.
+	Requeue(ctx context.Context, r RequeueRequest) (int, error)
+	// DeleteBefore removes events created before cutoff, with their
+	// deliveries and attempts, except events that still have a delivery
+	// Scheduled, Processing or Retry. It returns how many events it
+	// removed.
+	DeleteBefore(ctx context.Context, cutoff time.Time) (int, error)
+
+	// Close releases the store's resources. Calls after Close return
+	// ErrClosed.
+	Close() error
+}
+
+// Page selects one page of a list.
+type Page struct {
+	// Cursor is the next value of the previous page; empty for the first.
+	Cursor string
+	// Limit is the page size; zero means DefaultPageSize, and it is capped
+	// at MaxPageSize.
+	Limit int
+}
+
+// Page sizes.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// Size returns the effective page size of p.
+func (p Page) Size() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultPageSize
+	case p.Limit > MaxPageSize:
+		return MaxPageSize
+	}
+	return p.Limit
+}
+
+// DeliveryQuery selects deliveries. At least EventID or EndpointID is set.
+type DeliveryQuery struct {
+	// EventID selects one event's deliveries.
+	EventID string
+	// EndpointID selects one endpoint's deliveries.
+	EndpointID string
+	// Statuses, when not empty, keeps only deliveries in these states.
+	Statuses []DeliveryStatus
+}
+
+// ClaimRequest asks Store.Claim for due work.
+type ClaimRequest struct {
+	// Now is the caller's current time.
+	Now time.Time
+	// Limit is the most deliveries to claim (the caller's free workers).
+	Limit int
+	// Owner names the claiming dispatcher; it is stored as LeaseOwner.
+	Owner string
+	// Lease is how long the claim lasts; it must outlive an attempt.
+	Lease time.Duration
+	// PerEndpoint, when positive, caps deliveries of one endpoint in flight:
+	// the store hands out at most PerEndpoint - InFlight[endpointID] for
+	// each endpoint and skips the rest, leaving them due.
+	PerEndpoint int
+	// InFlight is how many deliveries of each endpoint the caller already
+	// has in flight.
+	InFlight map[string]int
+}
+
+// Transition ends a claim with exactly one store call (see Store.Record).
+type Transition struct {
+	DeliveryID string
+	// LeaseID is the lease the caller holds, from the claimed Delivery.
+	LeaseID string
+	// Now is the caller's current time.
+	Now time.Time
+	// Attempt is the attempt made, or nil when none was (Discarded, or a
+	// delivery abandoned after too many claims).
+	Attempt *Attempt
+	// Status is the delivery's next state: Success, Retry, Failure or
+	// Discarded.
+	Status DeliveryStatus
+	// NextAttemptAt is when a Retry is due.
+	NextAttemptAt time.Time
+	// EndpointStatus, when set, decides the endpoint's status in the same
+	// transaction: it is called with the endpoint as stored, its Health
+	// already updated for this outcome, and returns the status to store
+	// (return ep.Status for no change). It must be quick and pure.
+	EndpointStatus func(ep Endpoint) EndpointStatus
+}
+
+// RecordResult tells what Record did to the endpoint.
+type RecordResult struct {
+	// EndpointBefore and EndpointAfter are the endpoint's status before and
+	// after the transaction; they differ when it changed.
+	EndpointBefore EndpointStatus
+	EndpointAfter  EndpointStatus
+}
+
+// UpdateHealth applies the outcome of t to an endpoint's health, as every
+// Store must inside Record: a successful attempt clears the failure
+// counters, a failed one counts, and a delivery ending in Failure counts as
+// a failed delivery. Store implementations call it; applications need not.
+func (t *Transition) UpdateHealth(h *EndpointHealth) {
+	if a := t.Attempt; a != nil {
+		h.LastAttemptAt = a.StartedAt
+		h.LastStatusCode = a.StatusCode
+		if t.Status == DeliverySuccess {
+			h.LastError = ""
+			h.LastSuccessAt = a.StartedAt
+			h.ConsecutiveFailures = 0
+			h.ConsecutiveFailedDeliveries = 0
+			h.FailingSince = time.Time{}
+		} else {
+			h.LastError = a.Error
+			h.ConsecutiveFailures++
+			if h.FailingSince.IsZero() {
+				h.FailingSince = a.StartedAt
+			}
+		}
+	}
+	if t.Status == DeliveryFailure {
+		h.ConsecutiveFailedDeliveries++
+	}
+}
+
+// RequeueRequest selects deliveries to re-send.
+type RequeueRequest struct {
+	// Now is when the re-sent deliveries become due.
+	Now time.Time
+	// DeliveryID re-sends one delivery (which must be Failure or
+	// Discarded). Otherwise EndpointID selects an endpoint's deliveries.
+	DeliveryID string
+	EndpointID string
+	// Statuses to re-send; empty means Discarded only. Only Failure and
+	// Discarded are allowed.
+	Statuses []DeliveryStatus
+	// CreatedFrom and CreatedTo, when not zero, bound the deliveries'
+	// creation time: From ≤ CreatedAt < To.
+	CreatedFrom time.Time
+	CreatedTo   time.Time
+}
