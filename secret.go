@@ -10,8 +10,8 @@ import (
 )
 
 // SecretValue is the text of a signing secret. It never prints itself: fmt
-// verbs, %#v, slog and String all render it as "[REDACTED]". Use
-// string(v) where the raw text is really needed.
+// verbs, %#v, slog, encoding/json and String all render it as
+// "[REDACTED]". Use string(v) where the raw text is really needed.
 type SecretValue string
 
 const redacted = "[REDACTED]"
@@ -24,6 +24,10 @@ func (SecretValue) GoString() string { return redacted }
 
 // Format writes a redacted placeholder for every verb.
 func (SecretValue) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+
+// MarshalJSON writes a redacted placeholder, so a secret nested in a value
+// logged by slog's JSON handler or encoded by encoding/json stays hidden.
+func (SecretValue) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
 
 // LogValue makes slog record a redacted placeholder.
 func (SecretValue) LogValue() slog.Value { return slog.StringValue(redacted) }

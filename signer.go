@@ -1,7 +1,19 @@
 package convoy
 
 import (
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha3"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"hash"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -131,4 +143,236 @@ func ParseHash(name string) (Hash, error) {
 		return h, nil
 	}
 	return "", invalid(ErrUnknownHash, "hash", name)
+}
+
+// Standard Webhooks header names. http.Header stores them in canonical form
+// (Webhook-Id, ...); lookups are case-insensitive.
+const (
+	headerWebhookID        = "webhook-id"
+	headerWebhookTimestamp = "webhook-timestamp"
+	headerWebhookSignature = "webhook-signature"
+)
+
+// Limits shared by the signer and the header parsers, so that everything the
+// signer writes can be verified.
+const (
+	// maxSignatures bounds the v1 signatures of one header, and so the live
+	// secrets a request can be signed with (an app holds at most maxSecrets).
+	maxSignatures = 32
+	// maxSignatureHeaderLen bounds a signature header value parsed, and
+	// every other header value a verifier reads.
+	maxSignatureHeaderLen = 8192
+	// maxUnixSeconds is 9999-12-31T23:59:59Z. Later timestamps are refused.
+	maxUnixSeconds = 253402300799
+)
+
+// withDefaults returns s with its empty fields set to the defaults:
+// Convoy advanced, SHA256, hex, X-Convoy-Signature.
+func (s Signing) withDefaults() Signing {
+	if s.Scheme == "" {
+		s.Scheme = SchemeConvoyAdvanced
+	}
+	if s.Hash == "" {
+		s.Hash = SHA256
+	}
+	if s.Encoding == "" {
+		s.Encoding = Hex
+	}
+	if s.Header == "" {
+		s.Header = DefaultSignatureHeader
+	}
+	return s
+}
+
+// hashFunc returns the constructor of h; empty means SHA256. An unknown name
+// is an error wrapping ErrUnknownHash.
+func hashFunc(h Hash) (func() hash.Hash, error) {
+	switch h {
+	case MD5:
+		return md5.New, nil
+	case SHA1:
+		return sha1.New, nil
+	case SHA224:
+		return sha256.New224, nil
+	case "", SHA256:
+		return sha256.New, nil
+	case SHA384:
+		return sha512.New384, nil
+	case SHA512:
+		return sha512.New, nil
+	case SHA3_224:
+		return func() hash.Hash { return sha3.New224() }, nil
+	case SHA3_256:
+		return func() hash.Hash { return sha3.New256() }, nil
+	case SHA3_384:
+		return func() hash.Hash { return sha3.New384() }, nil
+	case SHA3_512:
+		return func() hash.Hash { return sha3.New512() }, nil
+	case SHA512_224:
+		return sha512.New512_224, nil
+	case SHA512_256:
+		return sha512.New512_256, nil
+	}
+	return nil, invalid(ErrUnknownHash, "hash", string(h))
+}
+
+// DefaultSigner returns the signer built into convoy. It implements the
+// three schemes, chosen by in.Signing, whose empty fields mean the defaults
+// (Convoy advanced, SHA256, hex, header X-Convoy-Signature):
+//
+//   - SchemeConvoySimple: "X-Convoy-Signature: <sig>", sig being the hex or
+//     base64 HMAC of in.Body with in.Secrets[0], the newest secret.
+//   - SchemeConvoyAdvanced: "X-Convoy-Signature: t=<unix>,v1=<sig>,...",
+//     each sig the HMAC of "<unix>,<body>", one v1 per secret of in.Secrets,
+//     in that order.
+//   - SchemeStandardWebhooks: webhook-id (in.MessageID), webhook-timestamp
+//     (unix seconds of in.Time) and "webhook-signature: v1,<sig> ...", each
+//     sig the base64 HMAC-SHA256 of "<id>.<unix>.<body>", one per secret,
+//     separated by spaces.
+//
+// The bytes signed are exactly in.Body. The Convoy schemes use each secret's
+// text as the HMAC key; Standard Webhooks uses the base64-decoded part after
+// "whsec_", which must be 24 to 64 bytes. Bad input (no secret, more than 32,
+// an unusable secret, a zero time, an empty or unprintable MessageID for
+// Standard Webhooks, an unknown hash) is an error wrapping ErrInvalid or a
+// more specific sentinel (ErrInvalidSecret, ErrUnknownHash, ...); no error
+// contains a secret.
+//
+// The returned Signer holds no state and is safe for concurrent use.
+func DefaultSigner() Signer { return defaultSigner{} }
+
+type defaultSigner struct{}
+
+// Sign implements Signer.
+func (defaultSigner) Sign(in SignInput) (http.Header, error) {
+	s := in.Signing.withDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if len(in.Secrets) == 0 {
+		return nil, invalid(ErrInvalidSecret, "SignInput.Secrets", "no live secret")
+	}
+	if len(in.Secrets) > maxSignatures {
+		return nil, invalid(ErrInvalidSecret, "SignInput.Secrets",
+			"more than "+strconv.Itoa(maxSignatures)+" live secrets")
+	}
+	h := make(http.Header, 3)
+	switch s.Scheme {
+	case SchemeConvoySimple:
+		newHash, err := hashFunc(s.Hash)
+		if err != nil {
+			return nil, err
+		}
+		key, err := convoyKey(0, in.Secrets[0])
+		if err != nil {
+			return nil, err
+		}
+		h.Set(s.Header, encodeSignature(s.Encoding, convoyMAC(newHash, key, "", in.Body)))
+	case SchemeConvoyAdvanced:
+		newHash, err := hashFunc(s.Hash)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := unixText(in.Time)
+		if err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		b.WriteString("t=")
+		b.WriteString(ts)
+		for i, secret := range in.Secrets {
+			key, err := convoyKey(i, secret)
+			if err != nil {
+				return nil, err
+			}
+			b.WriteString(",v1=")
+			b.WriteString(encodeSignature(s.Encoding, convoyMAC(newHash, key, ts, in.Body)))
+		}
+		h.Set(s.Header, b.String())
+	case SchemeStandardWebhooks:
+		if in.MessageID == "" || len(in.MessageID) > maxHeaderValueLen || !validHeaderValue(in.MessageID) {
+			return nil, invalid(ErrInvalidID, "SignInput.MessageID", "empty, too long or unprintable")
+		}
+		ts, err := unixText(in.Time)
+		if err != nil {
+			return nil, err
+		}
+		sigs := make([]string, 0, len(in.Secrets))
+		for i, secret := range in.Secrets {
+			key, err := standardWebhooksKey(i, secret)
+			if err != nil {
+				return nil, err
+			}
+			sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(
+				standardWebhooksMAC(key, in.MessageID, ts, in.Body)))
+		}
+		h.Set(headerWebhookID, in.MessageID)
+		h.Set(headerWebhookTimestamp, ts)
+		h.Set(headerWebhookSignature, strings.Join(sigs, " "))
+	}
+	return h, nil
+}
+
+// unixText returns t as decimal unix seconds, refusing times before 1970
+// or after 9999 (a zero time among them).
+func unixText(t time.Time) (string, error) {
+	u := t.Unix()
+	if u < 0 || u > maxUnixSeconds {
+		return "", invalid(ErrInvalid, "SignInput.Time", "zero or out of range")
+	}
+	return strconv.FormatInt(u, 10), nil
+}
+
+// convoyKey returns the HMAC key of a Convoy scheme: the secret's text.
+func convoyKey(i int, secret SecretValue) ([]byte, error) {
+	if secret == "" {
+		return nil, invalid(ErrInvalidSecret, secretField(i), "empty")
+	}
+	return []byte(secret), nil
+}
+
+// standardWebhooksKey decodes a "whsec_<base64>" secret to its 24 to 64
+// bytes of key material.
+func standardWebhooksKey(i int, secret SecretValue) ([]byte, error) {
+	v, ok := strings.CutPrefix(string(secret), secretPrefix)
+	if ok {
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err == nil && len(key) >= minSecretBytes && len(key) <= maxSecretBytes {
+			return key, nil
+		}
+	}
+	return nil, invalid(ErrInvalidSecret, secretField(i),
+		"Standard Webhooks needs whsec_ and base64 of 24 to 64 bytes")
+}
+
+func secretField(i int) string { return fmt.Sprintf("secrets[%d]", i) }
+
+// convoyMAC returns the HMAC of body, or of "<ts>,<body>" when ts is not
+// empty (Convoy advanced).
+func convoyMAC(newHash func() hash.Hash, key []byte, ts string, body []byte) []byte {
+	m := hmac.New(newHash, key)
+	if ts != "" {
+		m.Write([]byte(ts))
+		m.Write([]byte{','})
+	}
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// standardWebhooksMAC returns the HMAC-SHA256 of "<id>.<ts>.<body>".
+func standardWebhooksMAC(key []byte, id, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+func encodeSignature(enc Encoding, sig []byte) string {
+	if enc == Base64 {
+		return base64.StdEncoding.EncodeToString(sig)
+	}
+	return hex.EncodeToString(sig)
 }
