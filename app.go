@@ -1,6 +1,7 @@
 package convoy
 
 import (
+	"context"
 	"time"
 )
 
@@ -71,4 +72,153 @@ func (a *App) Clone() *App {
 	c := *a
 	c.Secrets = cloneSecrets(a.Secrets)
 	return &c
+}
+
+// CreateApp registers an app and returns it as stored. ID, CreatedAt and
+// UpdatedAt are set here. When app.Secrets is empty a secret is generated
+// with crypto/rand. Errors wrap ErrInvalid for bad input and ErrDuplicate
+// for an existing ID.
+func (d *Dispatcher) CreateApp(ctx context.Context, app App) (*App, error) {
+	a := app.Clone()
+	if a.ID == "" {
+		a.ID = NewID()
+	}
+	now := d.clock.Now()
+	a.CreatedAt, a.UpdatedAt = now, now
+	if len(a.Secrets) == 0 {
+		v, err := GenerateSecret()
+		if err != nil {
+			return nil, err
+		}
+		a.Secrets = []Secret{{Value: v, CreatedAt: now}}
+	}
+	stampSecrets(a.Secrets, now)
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	if err := d.store.CreateApp(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// GetApp returns the app with the ID. ErrNotFound if there is none.
+func (d *Dispatcher) GetApp(ctx context.Context, id string) (*App, error) {
+	if err := ValidateID("appID", id); err != nil {
+		return nil, err
+	}
+	return d.store.GetApp(ctx, id)
+}
+
+// UpdateApp changes an app's Name, SupportEmail and Signing. When
+// app.Secrets is not empty it replaces the app's secrets (setting a secret
+// is an upsert); to rotate keeping the old one valid for a while, use
+// RotateAppSecret. It returns the app as stored.
+func (d *Dispatcher) UpdateApp(ctx context.Context, app App) (*App, error) {
+	if err := ValidateID("app.ID", app.ID); err != nil {
+		return nil, err
+	}
+	cur, err := d.store.GetApp(ctx, app.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := d.clock.Now()
+	cur.Name, cur.SupportEmail, cur.Signing = app.Name, app.SupportEmail, app.Signing
+	if len(app.Secrets) > 0 {
+		cur.Secrets = cloneSecrets(app.Secrets)
+		stampSecrets(cur.Secrets, now)
+	}
+	cur.Secrets = dropExpired(cur.Secrets, now)
+	cur.UpdatedAt = now
+	if err := cur.Validate(); err != nil {
+		return nil, err
+	}
+	if err := d.store.UpdateApp(ctx, cur); err != nil {
+		return nil, err
+	}
+	return cur, nil
+}
+
+// RotateAppSecret adds a new signing secret to an app (generated with
+// crypto/rand when secret is empty) and keeps the current ones signing for
+// keepOld more, so receivers can switch without losing a request; with
+// keepOld zero the old secrets stop at once. It returns the app as stored.
+func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret SecretValue, keepOld time.Duration) (*App, error) {
+	if err := ValidateID("appID", appID); err != nil {
+		return nil, err
+	}
+	cur, err := d.store.GetApp(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	now := d.clock.Now()
+	s, err := rotate(cur.Secrets, secret, keepOld, now)
+	if err != nil {
+		return nil, err
+	}
+	cur.Secrets, cur.UpdatedAt = s, now
+	if err := cur.Validate(); err != nil {
+		return nil, err
+	}
+	if err := d.store.UpdateApp(ctx, cur); err != nil {
+		return nil, err
+	}
+	return cur, nil
+}
+
+// DeleteApp removes an app with its endpoints, events, deliveries and
+// attempts. ErrNotFound if there is none.
+func (d *Dispatcher) DeleteApp(ctx context.Context, id string) error {
+	if err := ValidateID("appID", id); err != nil {
+		return err
+	}
+	return d.store.DeleteApp(ctx, id)
+}
+
+// ListApps returns one page of apps in creation order and the cursor of the
+// next page ("" at the end).
+func (d *Dispatcher) ListApps(ctx context.Context, page Page) ([]*App, string, error) {
+	return d.store.ListApps(ctx, page)
+}
+
+// rotate returns secrets with the live ones set to expire keepOld after now
+// and a new one appended.
+func rotate(secrets []Secret, v SecretValue, keepOld time.Duration, now time.Time) ([]Secret, error) {
+	if v == "" {
+		g, err := GenerateSecret()
+		if err != nil {
+			return nil, err
+		}
+		v = g
+	}
+	out := make([]Secret, 0, len(secrets)+1)
+	until := now.Add(keepOld)
+	for _, s := range dropExpired(secrets, now) {
+		if keepOld <= 0 {
+			continue
+		}
+		if s.ExpiresAt.IsZero() || s.ExpiresAt.After(until) {
+			s.ExpiresAt = until
+		}
+		out = append(out, s)
+	}
+	return append(out, Secret{Value: v, CreatedAt: now}), nil
+}
+
+func dropExpired(secrets []Secret, now time.Time) []Secret {
+	out := secrets[:0:0]
+	for _, s := range secrets {
+		if s.LiveAt(now) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func stampSecrets(secrets []Secret, now time.Time) {
+	for i := range secrets {
+		if secrets[i].CreatedAt.IsZero() {
+			secrets[i].CreatedAt = now
+		}
+	}
 }

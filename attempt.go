@@ -1,6 +1,7 @@
 package convoy
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -84,4 +85,13 @@ func cloneBytes(b []byte) []byte {
 		return nil
 	}
 	return append([]byte(nil), b...)
+}
+
+// ListAttempts returns one page of a delivery's attempts, oldest first, and
+// the cursor of the next page. ErrNotFound if the delivery is missing.
+func (d *Dispatcher) ListAttempts(ctx context.Context, deliveryID string, page Page) ([]*Attempt, string, error) {
+	if err := ValidateID("deliveryID", deliveryID); err != nil {
+		return nil, "", err
+	}
+	return d.store.ListAttempts(ctx, deliveryID, page)
 }

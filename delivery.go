@@ -1,6 +1,7 @@
 package convoy
 
 import (
+	"context"
 	"time"
 )
 
@@ -126,4 +127,119 @@ func (d *Delivery) Clone() *Delivery {
 	}
 	c := *d
 	return &c
+}
+
+// GetDelivery returns the delivery with the ID. ErrNotFound if there is
+// none.
+func (d *Dispatcher) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
+	if err := ValidateID("deliveryID", id); err != nil {
+		return nil, err
+	}
+	return d.store.GetDelivery(ctx, id)
+}
+
+// ListDeliveries returns one page of deliveries matching q (by event, or by
+// endpoint and optionally status) and the cursor of the next page.
+func (d *Dispatcher) ListDeliveries(ctx context.Context, q DeliveryQuery, page Page) ([]*Delivery, string, error) {
+	if q.EventID == "" && q.EndpointID == "" {
+		return nil, "", invalid(ErrInvalid, "DeliveryQuery", "set EventID or EndpointID")
+	}
+	if q.EventID != "" {
+		if err := ValidateID("EventID", q.EventID); err != nil {
+			return nil, "", err
+		}
+	}
+	if q.EndpointID != "" {
+		if err := ValidateID("EndpointID", q.EndpointID); err != nil {
+			return nil, "", err
+		}
+	}
+	for _, s := range q.Statuses {
+		if !s.Valid() {
+			return nil, "", invalid(ErrInvalidStatus, "Statuses", string(s))
+		}
+	}
+	return d.store.ListDeliveries(ctx, q, page)
+}
+
+// Resend schedules a delivery that ended Failure or Discarded to be tried
+// again now, with a fresh round of retries. If its endpoint is inactive, it
+// becomes pending: the next success makes it active again, the next
+// delivery that exhausts its retries inactive again. Errors wrap
+// ErrInvalidStatus when the delivery is not Failure or Discarded.
+func (d *Dispatcher) Resend(ctx context.Context, deliveryID string) error {
+	if err := ValidateID("deliveryID", deliveryID); err != nil {
+		return err
+	}
+	dl, err := d.store.GetDelivery(ctx, deliveryID)
+	if err != nil {
+		return err
+	}
+	if dl.Status != DeliveryFailure && dl.Status != DeliveryDiscarded {
+		return invalid(ErrInvalidStatus, "delivery.Status", "only Failure or Discarded deliveries are re-sent")
+	}
+	if err := d.probation(ctx, dl.EndpointID); err != nil {
+		return err
+	}
+	if _, err := d.store.Requeue(ctx, RequeueRequest{Now: d.clock.Now(), DeliveryID: deliveryID}); err != nil {
+		return err
+	}
+	d.notify()
+	return nil
+}
+
+// ResendOptions selects what ResendEndpoint re-sends. The zero value
+// re-sends every Discarded delivery.
+type ResendOptions struct {
+	// Statuses to re-send: Discarded and/or Failure. Empty means Discarded.
+	Statuses []DeliveryStatus
+	// CreatedFrom and CreatedTo, when not zero, bound the deliveries'
+	// creation time: From ≤ CreatedAt < To.
+	CreatedFrom time.Time
+	CreatedTo   time.Time
+}
+
+// ResendEndpoint re-sends an endpoint's Discarded deliveries (or those opts
+// selects) and returns how many were scheduled. An inactive endpoint
+// becomes pending, as with Resend; an endpoint re-activated by hand stays
+// active.
+func (d *Dispatcher) ResendEndpoint(ctx context.Context, endpointID string, opts *ResendOptions) (int, error) {
+	if err := ValidateID("endpointID", endpointID); err != nil {
+		return 0, err
+	}
+	var o ResendOptions
+	if opts != nil {
+		o = *opts
+	}
+	for _, s := range o.Statuses {
+		if s != DeliveryFailure && s != DeliveryDiscarded {
+			return 0, invalid(ErrInvalidStatus, "ResendOptions.Statuses", "only Failure or Discarded")
+		}
+	}
+	if err := d.probation(ctx, endpointID); err != nil {
+		return 0, err
+	}
+	n, err := d.store.Requeue(ctx, RequeueRequest{
+		Now: d.clock.Now(), EndpointID: endpointID, Statuses: o.Statuses,
+		CreatedFrom: o.CreatedFrom, CreatedTo: o.CreatedTo,
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		d.notify()
+	}
+	return n, nil
+}
+
+// probation puts an inactive endpoint in pending before re-sending to it.
+func (d *Dispatcher) probation(ctx context.Context, endpointID string) error {
+	ep, err := d.store.GetEndpoint(ctx, endpointID)
+	if err != nil {
+		return err
+	}
+	if ep.Status == EndpointInactive {
+		_, err = d.setStatus(ctx, endpointID, EndpointPending, ReasonResend)
+	}
+	return err
 }

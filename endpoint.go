@@ -1,6 +1,8 @@
 package convoy
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -299,4 +301,178 @@ func (e *Endpoint) Clone() *Endpoint {
 		c.Retry = &r
 	}
 	return &c
+}
+
+// checkURL validates an endpoint URL against the dispatcher's rules: shape,
+// https-only mode and, for literal addresses and local names, the SSRF
+// guard. Errors wrap ErrInvalidURL (and ErrBlockedAddress when blocked).
+func (d *Dispatcher) checkURL(raw string) error {
+	u, err := ParseEndpointURL(raw, d.cfg.HTTPSOnly)
+	if err != nil {
+		return err
+	}
+	if err := d.guard.CheckHost(u.Hostname()); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidURL, err)
+	}
+	return nil
+}
+
+// AddEndpoint adds an endpoint to an app and returns it as stored. ID,
+// AppID, CreatedAt and UpdatedAt are set here; an empty Status means
+// active. Errors wrap ErrInvalid (ErrInvalidURL, ErrBlockedAddress, …) for
+// bad input and ErrNotFound for an unknown app.
+func (d *Dispatcher) AddEndpoint(ctx context.Context, appID string, ep Endpoint) (*Endpoint, error) {
+	if err := ValidateID("appID", appID); err != nil {
+		return nil, err
+	}
+	e := ep.Clone()
+	if e.ID == "" {
+		e.ID = NewID()
+	}
+	e.AppID = appID
+	if e.Status == "" {
+		e.Status = EndpointActive
+	}
+	now := d.clock.Now()
+	e.CreatedAt, e.UpdatedAt, e.Health = now, now, EndpointHealth{}
+	stampSecrets(e.Secrets, now)
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	if err := d.checkURL(e.URL); err != nil {
+		return nil, err
+	}
+	if err := d.store.CreateEndpoint(ctx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// GetEndpoint returns the endpoint with the ID, its Health included.
+func (d *Dispatcher) GetEndpoint(ctx context.Context, id string) (*Endpoint, error) {
+	if err := ValidateID("endpointID", id); err != nil {
+		return nil, err
+	}
+	return d.store.GetEndpoint(ctx, id)
+}
+
+// UpdateEndpoint replaces an endpoint's settings (URL, description, status,
+// event types, headers, secrets, signing, retry) with those of ep, whose ID
+// names it. Health and AppID stay as stored. An empty Status keeps the
+// current one. It returns the endpoint as stored.
+func (d *Dispatcher) UpdateEndpoint(ctx context.Context, ep Endpoint) (*Endpoint, error) {
+	if err := ValidateID("endpoint.ID", ep.ID); err != nil {
+		return nil, err
+	}
+	cur, err := d.store.GetEndpoint(ctx, ep.ID)
+	if err != nil {
+		return nil, err
+	}
+	e := ep.Clone()
+	e.AppID, e.Health, e.CreatedAt = cur.AppID, cur.Health, cur.CreatedAt
+	if e.Status == "" {
+		e.Status = cur.Status
+	}
+	now := d.clock.Now()
+	e.UpdatedAt = now
+	stampSecrets(e.Secrets, now)
+	e.Secrets = dropExpired(e.Secrets, now)
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	if err := d.checkURL(e.URL); err != nil {
+		return nil, err
+	}
+	if err := d.store.UpdateEndpoint(ctx, e); err != nil {
+		return nil, err
+	}
+	if e.Status != cur.Status {
+		d.statusChanged(ctx, e, cur.Status, ReasonManual, now)
+	}
+	return e, nil
+}
+
+// SetEndpointStatus sets an endpoint's status by hand: re-activate a dead
+// endpoint, or take one out of service. Deliveries Discarded while it was
+// inactive are not re-sent by this; call ResendEndpoint for that.
+func (d *Dispatcher) SetEndpointStatus(ctx context.Context, id string, status EndpointStatus) (*Endpoint, error) {
+	return d.setStatus(ctx, id, status, ReasonManual)
+}
+
+func (d *Dispatcher) setStatus(ctx context.Context, id string, status EndpointStatus, reason StatusReason) (*Endpoint, error) {
+	if err := ValidateID("endpointID", id); err != nil {
+		return nil, err
+	}
+	if !status.Valid() {
+		return nil, invalid(ErrInvalidStatus, "status", string(status))
+	}
+	cur, err := d.store.GetEndpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status == status {
+		return cur, nil
+	}
+	before := cur.Status
+	now := d.clock.Now()
+	cur.Status, cur.UpdatedAt = status, now
+	if err := d.store.UpdateEndpoint(ctx, cur); err != nil {
+		return nil, err
+	}
+	d.statusChanged(ctx, cur, before, reason, now)
+	return cur, nil
+}
+
+func (d *Dispatcher) statusChanged(ctx context.Context, e *Endpoint, from EndpointStatus, reason StatusReason, at time.Time) {
+	d.endpointChanged(ctx, d.currentHooks(), EndpointStatusEvent{
+		EndpointID: e.ID, AppID: e.AppID, From: from, To: e.Status, Reason: reason, At: at,
+	})
+	if e.Status != EndpointInactive {
+		d.notify()
+	}
+}
+
+// RotateEndpointSecret gives an endpoint its own new secret (generated
+// when secret is empty), keeping its current own secrets signing for
+// keepOld more. An endpoint with its own secrets signs with them instead of
+// its app's.
+func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret SecretValue, keepOld time.Duration) (*Endpoint, error) {
+	if err := ValidateID("endpointID", id); err != nil {
+		return nil, err
+	}
+	cur, err := d.store.GetEndpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := d.clock.Now()
+	s, err := rotate(cur.Secrets, secret, keepOld, now)
+	if err != nil {
+		return nil, err
+	}
+	cur.Secrets, cur.UpdatedAt = s, now
+	if err := cur.Validate(); err != nil {
+		return nil, err
+	}
+	if err := d.store.UpdateEndpoint(ctx, cur); err != nil {
+		return nil, err
+	}
+	return cur, nil
+}
+
+// RemoveEndpoint deletes an endpoint with its deliveries and their
+// attempts. ErrNotFound if there is none.
+func (d *Dispatcher) RemoveEndpoint(ctx context.Context, id string) error {
+	if err := ValidateID("endpointID", id); err != nil {
+		return err
+	}
+	return d.store.DeleteEndpoint(ctx, id)
+}
+
+// ListEndpoints returns one page of an app's endpoints in creation order
+// and the cursor of the next page ("" at the end).
+func (d *Dispatcher) ListEndpoints(ctx context.Context, appID string, page Page) ([]*Endpoint, string, error) {
+	if err := ValidateID("appID", appID); err != nil {
+		return nil, "", err
+	}
+	return d.store.ListEndpoints(ctx, appID, page)
 }

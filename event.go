@@ -1,6 +1,7 @@
 package convoy
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 )
@@ -88,4 +89,96 @@ func (ev *Event) Clone() *Event {
 	c := *ev
 	c.Data = append(json.RawMessage(nil), ev.Data...)
 	return &c
+}
+
+// Send accepts an event for an app: it validates ev, then stores the event
+// and one delivery per endpoint whose filter accepts ev.Type, in one store
+// transaction, and returns the stored event. It never waits for an HTTP
+// request: workers deliver in the background once the dispatcher is
+// started.
+//
+// Only ev.Type, ev.Data and ev.IdempotencyKey are read; ID, AppID and
+// CreatedAt are set here. Deliveries to inactive endpoints are stored as
+// Discarded at once, ready to be re-sent. When ev.IdempotencyKey was
+// already used for this app, Send stores nothing and returns the first
+// event. Errors wrap ErrInvalid (ErrInvalidJSON, ErrPayloadTooLarge,
+// ErrInvalidEventType, …) for bad input and ErrNotFound for an unknown
+// app; nothing is stored then.
+func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*Event, error) {
+	if err := ValidateID("appID", appID); err != nil {
+		return nil, err
+	}
+	now := d.clock.Now()
+	e := &Event{
+		ID: NewID(), AppID: appID, Type: ev.Type, Data: ev.Data,
+		IdempotencyKey: ev.IdempotencyKey, CreatedAt: now,
+	}
+	if err := e.Validate(d.cfg.MaxPayloadBytes); err != nil {
+		return nil, err
+	}
+	var deliveries []*Delivery
+	for page := (Page{Limit: MaxPageSize}); ; {
+		eps, next, err := d.store.ListEndpoints(ctx, appID, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, ep := range eps {
+			if !ep.Accepts(e.Type) {
+				continue
+			}
+			dl := &Delivery{
+				ID: NewID(), EventID: e.ID, AppID: appID, EndpointID: ep.ID,
+				EventType: e.Type, Status: DeliveryScheduled, NextAttemptAt: now,
+				CreatedAt: now, UpdatedAt: now,
+			}
+			if ep.Status == EndpointInactive {
+				dl.Status = DeliveryDiscarded
+			}
+			deliveries = append(deliveries, dl)
+		}
+		if next == "" {
+			break
+		}
+		page.Cursor = next
+	}
+	stored, inserted, err := d.store.InsertEvent(ctx, e, deliveries)
+	if err != nil {
+		return nil, err
+	}
+	if inserted && len(deliveries) > 0 {
+		d.notify()
+	}
+	return stored, nil
+}
+
+// GetEvent returns an event with its deliveries (one per endpoint it was
+// sent to). ErrNotFound if there is none.
+func (d *Dispatcher) GetEvent(ctx context.Context, id string) (*Event, []*Delivery, error) {
+	if err := ValidateID("eventID", id); err != nil {
+		return nil, nil, err
+	}
+	ev, err := d.store.GetEvent(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	var all []*Delivery
+	for page := (Page{Limit: MaxPageSize}); ; {
+		ds, next, err := d.store.ListDeliveries(ctx, DeliveryQuery{EventID: id}, page)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all, ds...)
+		if next == "" {
+			return ev, all, nil
+		}
+		page.Cursor = next
+	}
+}
+
+// DeleteEventsBefore removes events created before cutoff, with their
+// deliveries and attempts, keeping events that still have a delivery in
+// progress. It returns how many events it removed. Call it from your own
+// retention job.
+func (d *Dispatcher) DeleteEventsBefore(ctx context.Context, cutoff time.Time) (int, error) {
+	return d.store.DeleteBefore(ctx, cutoff)
 }

@@ -1,0 +1,393 @@
+// Package convoy sends webhooks reliably from inside a Go service.
+//
+// # Overview
+//
+// A service imports convoy, registers apps (its customers) and their
+// endpoints, and calls [Dispatcher.Send]. The dispatcher persists the event
+// and one [Delivery] per matching endpoint in a single store transaction,
+// returns, and delivers from an in-process pool of workers: it signs each
+// request, POSTs it, records every [Attempt], retries failures on a
+// schedule, marks endpoints that keep failing as inactive (dead), keeps the
+// events that would have gone to them as Discarded, and re-sends them on
+// request once the endpoint is back. There is no server to run: storage is
+// a [Store], in memory (store/memory) or in one bbolt file (store/bolt).
+//
+// # Lifecycle
+//
+//	st, _ := bolt.Open("webhooks.db", nil)
+//	d, _ := convoy.New(convoy.Config{Store: st})
+//	_ = d.Start(ctx)
+//	app, _ := d.CreateApp(ctx, convoy.App{Name: "Acme"})
+//	_, _ = d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://acme.example/hooks"})
+//	_, _ = d.Send(ctx, app.ID, convoy.Event{Type: "invoice.paid", Data: data})
+//	_ = d.Close(ctx) // stops claiming, lets in-flight attempts finish
+//	_ = st.Close()
+//
+// # Guarantees
+//
+// Delivery is at least once: an event that Send accepted is delivered, or
+// its delivery ends Failure or Discarded, across crashes and restarts. A
+// crash mid-attempt can deliver twice, never zero times; receivers
+// deduplicate on the X-Convoy-Delivery-ID (or webhook-id) header. There is
+// no ordering promise between events. Claimed work is leased: if a process
+// dies, its leases expire and another dispatcher on the same store takes
+// the work over; a stale worker cannot overwrite the newer result
+// ([ErrLeaseLost]).
+//
+// # Stores
+//
+// [Store] is the one storage contract, defined here and implemented by
+// store/memory (tests, or queues you may lose on exit) and store/bolt (one
+// file, group commit, a due-time index so claiming never scans the
+// backlog). store/storetest is the conformance suite both pass.
+//
+// # Signing
+//
+// Every request is signed with the live secrets of its endpoint (or app):
+// Convoy advanced (the default, "t=…,v1=…" in X-Convoy-Signature), Convoy
+// simple, or Standard Webhooks (webhook-id, webhook-timestamp,
+// webhook-signature), with any of twelve hash functions for the Convoy
+// schemes. [Verifier] and the Verify functions check them on the receiving
+// side.
+//
+// # Safety
+//
+// Outbound connections go through an SSRF guard that refuses loopback,
+// private, link-local and other special addresses at connect time, unless
+// Config.AllowNetworks lists them. Redirects are not followed, response
+// bodies and headers are read up to a bound, and bad input is refused with
+// typed errors before anything is stored.
+package convoy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/convoykit/convoy/internal/ssrf"
+)
+
+// Version is the library version, sent in the User-Agent header.
+const Version = "0.1.0"
+
+// UserAgent is the User-Agent of every request the dispatcher sends.
+const UserAgent = "convoy/" + Version + " (+https://github.com/convoykit/convoy)"
+
+// Config configures a Dispatcher. The zero value of every field but Store
+// means its documented default.
+type Config struct {
+	// Store persists everything and is the queue. Required.
+	Store Store
+
+	// Workers is the size of the delivery worker pool: how many attempts
+	// run at once. Default 32.
+	Workers int
+	// PerEndpoint caps the attempts in flight to one endpoint, so a slow
+	// endpoint holds at most that share of the pool. Default Workers/4,
+	// at least 1.
+	PerEndpoint int
+
+	// HTTPClient sends the requests. Default: a client on a transport that
+	// enforces the SSRF guard, with dial and TLS timeouts of 5 s and a
+	// 64 KiB response header limit. A client you supply is used as is for
+	// its Transport (so the SSRF guard is then yours to provide), except
+	// that redirects are never followed and Timeout applies.
+	HTTPClient *http.Client
+	// Timeout bounds one attempt, from dial to the last byte read. Default
+	// 15 s.
+	Timeout time.Duration
+	// Lease is how long a claimed delivery is reserved for its worker;
+	// after a crash, deliveries are claimed again once their lease ends.
+	// Default Timeout + 15 s; it must exceed Timeout.
+	Lease time.Duration
+
+	// Retry decides when failed deliveries are tried again. Default
+	// StandardWebhooksRetry(): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
+	// 20 h, 24 h, ±20%. Endpoint.Retry overrides it per endpoint.
+	Retry RetryStrategy
+	// MaxRetryAfter bounds how long a Retry-After header on a 429 or 503
+	// response can push the next attempt. Default 1 h.
+	MaxRetryAfter time.Duration
+	// DeadEndpoint decides when a failing endpoint becomes inactive.
+	// Default DeadOnExhaustedDelivery{} (the seed's rule).
+	DeadEndpoint DeadEndpointPolicy
+	// MaxClaims ends a delivery in Failure when it has been claimed this
+	// many times without an attempt being recorded (its worker keeps
+	// crashing). Default 5.
+	MaxClaims int
+
+	// Signer signs every request. Default DefaultSigner().
+	Signer Signer
+
+	// Logger receives structured logs. Default slog.Default(). Secrets and
+	// URL credentials are never logged.
+	Logger *slog.Logger
+
+	// MaxResponseBytes is how much of a response body is kept in the
+	// attempt record. Default 50 KiB. The rest is read and discarded up to
+	// a further 64 KiB (to reuse the connection), then the connection is
+	// dropped.
+	MaxResponseBytes int
+	// MaxPayloadBytes bounds event data. Default 1 MiB.
+	MaxPayloadBytes int
+
+	// AllowNetworks lists networks the SSRF guard lets through although
+	// they are loopback, private or otherwise special, e.g.
+	// netip.MustParsePrefix("127.0.0.1/32") for a local receiver in tests.
+	// Default none.
+	AllowNetworks []netip.Prefix
+	// HTTPSOnly refuses endpoint URLs that are not https.
+	HTTPSOnly bool
+	// Resolver resolves endpoint host names for the guarded dialer.
+	// Default net.DefaultResolver.
+	Resolver Resolver
+
+	// PollInterval is the longest the scheduler sleeps without looking at
+	// the store, so work added by another process or a lease that expired
+	// is noticed. Default 1 s.
+	PollInterval time.Duration
+	// Clock tells the time; default the system clock. Tests inject a fake.
+	Clock Clock
+
+	// OnAttempt, when set, is called after every recorded attempt.
+	OnAttempt func(AttemptEvent)
+	// OnEndpointStatus, when set, is called after every endpoint status
+	// change (dead on exhausted retries, 410 Gone, back to active, or set by
+	// hand).
+	OnEndpointStatus func(EndpointStatusEvent)
+}
+
+// Resolver looks up the addresses of a host. *net.Resolver implements it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Defaults of Config fields.
+const (
+	DefaultWorkers          = 32
+	DefaultTimeout          = 15 * time.Second
+	DefaultMaxRetryAfter    = time.Hour
+	DefaultMaxClaims        = 5
+	DefaultMaxResponseBytes = 50 << 10
+	DefaultMaxPayloadBytes  = 1 << 20
+	DefaultPollInterval     = time.Second
+	responseDrainBytes      = 64 << 10
+)
+
+func (c Config) withDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.PerEndpoint <= 0 {
+		c.PerEndpoint = max(1, c.Workers/4)
+	}
+	if c.PerEndpoint > c.Workers {
+		c.PerEndpoint = c.Workers
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Lease <= 0 {
+		c.Lease = c.Timeout + 15*time.Second
+	}
+	if c.Retry == nil {
+		c.Retry = StandardWebhooksRetry()
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if c.DeadEndpoint == nil {
+		c.DeadEndpoint = DeadOnExhaustedDelivery{}
+	}
+	if c.MaxClaims <= 0 {
+		c.MaxClaims = DefaultMaxClaims
+	}
+	if c.Signer == nil {
+		c.Signer = DefaultSigner()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.MaxPayloadBytes <= 0 {
+		c.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.Store == nil {
+		return invalid(ErrInvalidConfig, "Config.Store", "required")
+	}
+	if c.Lease <= c.Timeout {
+		return invalid(ErrInvalidConfig, "Config.Lease", "must exceed Config.Timeout")
+	}
+	if p, ok := c.Retry.(RetryPolicy); ok {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.AllowNetworks {
+		if !p.IsValid() {
+			return invalid(ErrInvalidConfig, "Config.AllowNetworks", "invalid prefix")
+		}
+	}
+	return nil
+}
+
+// Dispatcher sends events to endpoints. Create one with New, call Start to
+// begin delivering and Close to stop. All methods are safe for concurrent
+// use. The management methods (apps, endpoints, queries) work before Start
+// and after Close as long as the store is open.
+type Dispatcher struct {
+	cfg    Config
+	store  Store
+	log    *slog.Logger
+	clock  Clock
+	client *http.Client
+	guard  *ssrf.Guard
+	owner  string
+
+	wake chan struct{} // buffered(1): work may be due
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	stop     context.CancelFunc // stops the scheduler
+	abort    context.CancelFunc // cancels in-flight attempts
+	inFlight map[string]int     // endpoint ID → attempts running
+	busy     int
+	done     chan struct{} // closed when the scheduler and workers are gone
+	hooks    *hookRunner   // set while running
+}
+
+// New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
+// It starts nothing: call Start to deliver.
+func New(cfg Config) (*Dispatcher, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		clock:    cfg.Clock,
+		guard:    ssrf.New(cfg.AllowNetworks),
+		owner:    NewID(),
+		wake:     make(chan struct{}, 1),
+		inFlight: make(map[string]int),
+	}
+	d.client = d.newHTTPClient()
+	return d, nil
+}
+
+func (d *Dispatcher) newHTTPClient() *http.Client {
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if c := d.cfg.HTTPClient; c != nil {
+		cc := *c
+		cc.CheckRedirect = noRedirect
+		cc.Timeout = d.cfg.Timeout
+		return &cc
+	}
+	tr := ssrf.NewTransport(ssrf.TransportOptions{
+		Guard:                 d.guard,
+		Resolver:              d.cfg.Resolver,
+		ResponseHeaderTimeout: d.cfg.Timeout,
+		MaxIdleConnsPerHost:   d.cfg.PerEndpoint,
+	})
+	return &http.Client{Transport: tr, CheckRedirect: noRedirect, Timeout: d.cfg.Timeout}
+}
+
+// Start begins delivering: it checks that the store answers, then starts
+// the scheduler and the worker pool. ctx bounds only the start-up check;
+// the dispatcher runs until Close. Calling Start twice is an error.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if d.started {
+		return fmt.Errorf("convoy: dispatcher already started")
+	}
+	if _, _, err := d.store.NextDue(ctx); err != nil {
+		return fmt.Errorf("convoy: start: %w", err)
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
+	d.stop, d.abort = stop, abort
+	d.started = true
+	d.done = make(chan struct{})
+	go d.run(runCtx, workCtx)
+	d.log.LogAttrs(ctx, slog.LevelInfo, "convoy: dispatcher started",
+		slog.String("owner", d.owner), slog.Int("workers", d.cfg.Workers),
+		slog.Int("per_endpoint", d.cfg.PerEndpoint))
+	return nil
+}
+
+// Close stops claiming new work and waits for in-flight attempts to finish
+// until ctx ends; attempts still running then are cancelled and their
+// deliveries released, to be retried by the next dispatcher. It returns
+// when every goroutine it started has exited, with ctx.Err() if it had to
+// cancel. Close does not close the Store. It is safe to call twice.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	started := d.started
+	d.mu.Unlock()
+	if !started {
+		return nil
+	}
+	d.stop()
+	var err error
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		d.abort()
+		<-d.done
+	}
+	d.abort()
+	d.client.CloseIdleConnections()
+	d.log.LogAttrs(context.Background(), slog.LevelInfo, "convoy: dispatcher closed", slog.String("owner", d.owner))
+	return err
+}
+
+// notify wakes the scheduler without blocking.
+func (d *Dispatcher) notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// isClosed reports whether Close was called.
+func (d *Dispatcher) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
+var errNoEndpoint = errors.New("convoy: endpoint gone")

@@ -1,0 +1,337 @@
+package convoy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// run owns the scheduler and the worker pool; it returns when both are
+// gone. runCtx stops claiming; workCtx cancels attempts in flight.
+func (d *Dispatcher) run(runCtx, workCtx context.Context) {
+	defer close(d.done)
+	hooks := d.startHooks()
+	defer hooks.close()
+
+	jobs := make(chan *Delivery)
+	var wg sync.WaitGroup
+	for range d.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for dl := range jobs {
+				d.deliver(workCtx, hooks, dl)
+				d.release(dl.EndpointID)
+			}
+		}()
+	}
+	d.schedule(runCtx, jobs)
+	close(jobs)
+	wg.Wait()
+}
+
+// schedule claims due work while there is free capacity and sleeps until
+// the next due time, a Send, a finished attempt or the poll interval.
+func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
+	var errWait time.Duration
+	for ctx.Err() == nil {
+		free, inFlight := d.capacity()
+		if free > 0 {
+			ds, err := d.store.Claim(ctx, ClaimRequest{
+				Now:         d.clock.Now(),
+				Limit:       free,
+				Owner:       d.owner,
+				Lease:       d.cfg.Lease,
+				PerEndpoint: d.cfg.PerEndpoint,
+				InFlight:    inFlight,
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				errWait = min(max(2*errWait, 10*time.Millisecond), d.cfg.PollInterval)
+				d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: claim failed, will retry",
+					slog.String("error", err.Error()), slog.Duration("retry_in", errWait))
+				if !sleepCtx(ctx, errWait) {
+					return
+				}
+				continue
+			}
+			errWait = 0
+			for _, dl := range ds {
+				d.acquire(dl.EndpointID)
+				jobs <- dl
+			}
+			if len(ds) == free {
+				continue // there may be more due work
+			}
+		}
+		d.sleep(ctx, free > 0)
+	}
+}
+
+// sleep waits for a wake-up, the next due time (when there is capacity to
+// use it) or the poll interval.
+func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool) {
+	wait := d.cfg.PollInterval
+	if haveCapacity {
+		if next, ok, err := d.store.NextDue(ctx); err == nil && ok {
+			// A due time already past means work is due but blocked by
+			// per-endpoint caps: a finished attempt will wake us.
+			if dt := next.Sub(d.clock.Now()); dt > 0 && dt < wait {
+				wait = dt
+			}
+		}
+	}
+	t := d.clock.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-d.wake:
+	case <-t.C():
+	}
+}
+
+func (d *Dispatcher) capacity() (free int, inFlight map[string]int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inFlight = make(map[string]int, len(d.inFlight))
+	for k, v := range d.inFlight {
+		inFlight[k] = v
+	}
+	return d.cfg.Workers - d.busy, inFlight
+}
+
+func (d *Dispatcher) acquire(endpointID string) {
+	d.mu.Lock()
+	d.busy++
+	d.inFlight[endpointID]++
+	d.mu.Unlock()
+}
+
+func (d *Dispatcher) release(endpointID string) {
+	d.mu.Lock()
+	d.busy--
+	if d.inFlight[endpointID]--; d.inFlight[endpointID] <= 0 {
+		delete(d.inFlight, endpointID)
+	}
+	d.mu.Unlock()
+	d.notify()
+}
+
+// deliver runs one claimed delivery to its end: exactly one Record or
+// Release.
+func (d *Dispatcher) deliver(ctx context.Context, hooks *hookRunner, dl *Delivery) {
+	ep, app, ev, err := d.load(ctx, dl)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			// The endpoint or event was deleted while the delivery was due;
+			// deletion removes the delivery too.
+			d.log.LogAttrs(ctx, slog.LevelInfo, "convoy: delivery target gone",
+				slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+			return
+		}
+		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: loading delivery failed; its lease will expire and it will be retried",
+			slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+		return
+	}
+
+	now := d.clock.Now()
+	t := Transition{DeliveryID: dl.ID, LeaseID: dl.LeaseID, Now: now}
+	switch {
+	case dl.Claims > d.cfg.MaxClaims:
+		t.Status = DeliveryFailure
+		t.EndpointStatus = d.failurePolicy(false, now)
+		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: delivery claimed too often without an attempt; giving up",
+			slog.String("delivery_id", dl.ID), slog.Int("claims", dl.Claims))
+	case ep.Status == EndpointInactive:
+		t.Status = DeliveryDiscarded
+	default:
+		a, out := d.attempt(ctx, dl, ep, app, ev)
+		if out.shutdown {
+			d.releaseLease(dl)
+			return
+		}
+		now = d.clock.Now()
+		t.Now, t.Attempt = now, a
+		d.decide(&t, dl, ep, out, now)
+	}
+	d.record(ctx, hooks, dl, ep, t)
+}
+
+// decide fills in the delivery's next state and the endpoint rule after an
+// attempt.
+func (d *Dispatcher) decide(t *Transition, dl *Delivery, ep *Endpoint, out outcome, now time.Time) {
+	if t.Attempt.Success() {
+		t.Status = DeliverySuccess
+		t.EndpointStatus = func(e Endpoint) EndpointStatus {
+			if e.Status == EndpointPending {
+				return EndpointActive
+			}
+			return e.Status
+		}
+		return
+	}
+	var strategy = d.cfg.Retry
+	if ep.Retry != nil {
+		strategy = *ep.Retry
+	}
+	wait, again := strategy.NextRetry(dl.RoundAttempts + 1)
+	if out.gone || out.blocked {
+		again = false
+	}
+	if again {
+		if out.retryAfter > wait {
+			wait = min(out.retryAfter, d.cfg.MaxRetryAfter)
+		}
+		t.Status = DeliveryRetry
+		t.NextAttemptAt = now.Add(wait)
+	} else {
+		t.Status = DeliveryFailure
+	}
+	if out.gone {
+		t.EndpointStatus = func(Endpoint) EndpointStatus { return EndpointInactive }
+		return
+	}
+	t.EndpointStatus = d.failurePolicy(t.Status == DeliveryFailure, now)
+}
+
+// failurePolicy returns the endpoint rule after a failure: a pending
+// endpoint dies with its next exhausted delivery, others as the
+// DeadEndpoint policy says.
+func (d *Dispatcher) failurePolicy(exhausted bool, now time.Time) func(Endpoint) EndpointStatus {
+	return func(e Endpoint) EndpointStatus {
+		switch {
+		case e.Status == EndpointInactive:
+			return e.Status
+		case e.Status == EndpointPending && exhausted:
+			return EndpointInactive
+		case d.cfg.DeadEndpoint.Dead(e.Health, exhausted, now):
+			return EndpointInactive
+		}
+		return e.Status
+	}
+}
+
+// load reads what an attempt needs. Reads go to the store each time so a
+// change of URL, status or secret applies to the next attempt.
+func (d *Dispatcher) load(ctx context.Context, dl *Delivery) (*Endpoint, *App, *Event, error) {
+	ep, err := d.store.GetEndpoint(ctx, dl.EndpointID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("convoy: load endpoint: %w", err)
+	}
+	app, err := d.store.GetApp(ctx, dl.AppID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("convoy: load app: %w", err)
+	}
+	ev, err := d.store.GetEvent(ctx, dl.EventID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("convoy: load event: %w", err)
+	}
+	return ep, app, ev, nil
+}
+
+// record stores the transition, retrying transient store errors until the
+// dispatcher is aborted; if it never lands, the lease expires and the
+// delivery is attempted again (at least once, never lost).
+func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
+	wait := 10 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		res, err := d.store.Record(rctx, t)
+		cancel()
+		if err == nil {
+			d.afterRecord(ctx, hooks, dl, ep, t, res)
+			return
+		}
+		if errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotFound) {
+			d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: result not recorded: lease lost",
+				slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+			return
+		}
+		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: recording attempt failed, will retry",
+			slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// releaseLease gives back a delivery whose attempt was cut short by Close.
+func (d *Dispatcher) releaseLease(dl *Delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.store.Release(ctx, dl.ID, dl.LeaseID); err != nil {
+		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: release failed; the lease will expire",
+			slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+	}
+}
+
+// afterRecord logs the outcome and queues the hooks.
+func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition, res RecordResult) {
+	next := *dl
+	next.Status = t.Status
+	next.NextAttemptAt = t.NextAttemptAt
+	next.LeaseID, next.LeaseOwner, next.LeaseExpiresAt = "", "", time.Time{}
+	if a := t.Attempt; a != nil {
+		next.Attempts++
+		next.RoundAttempts++
+		next.Claims = 0
+		if !a.Success() {
+			next.LastError = a.Error
+		}
+		attrs := []slog.Attr{
+			slog.String("delivery_id", dl.ID), slog.String("event_id", dl.EventID),
+			slog.String("endpoint_id", dl.EndpointID), slog.Int("attempt", a.Number),
+			slog.Int("status_code", a.StatusCode), slog.Duration("duration", a.Duration),
+			slog.String("next", string(t.Status)),
+		}
+		if a.Success() {
+			d.log.LogAttrs(ctx, slog.LevelDebug, "convoy: attempt succeeded", attrs...)
+		} else {
+			attrs = append(attrs, slog.String("error", a.Error))
+			if t.Status == DeliveryRetry {
+				attrs = append(attrs, slog.Time("next_attempt_at", t.NextAttemptAt))
+			}
+			d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: attempt failed", attrs...)
+		}
+	}
+	hooks.attempt(AttemptEvent{Delivery: next, Attempt: t.Attempt})
+	if res.EndpointBefore != res.EndpointAfter {
+		reason := ReasonRecovered
+		switch {
+		case res.EndpointAfter == EndpointInactive && t.Attempt != nil && t.Attempt.StatusCode == 410:
+			reason = ReasonGone
+		case res.EndpointAfter == EndpointInactive:
+			reason = ReasonFailing
+		}
+		d.endpointChanged(ctx, hooks, EndpointStatusEvent{
+			EndpointID: ep.ID, AppID: ep.AppID, From: res.EndpointBefore, To: res.EndpointAfter,
+			Reason: reason, At: t.Now,
+		})
+	}
+}
+
+func (d *Dispatcher) endpointChanged(ctx context.Context, hooks *hookRunner, e EndpointStatusEvent) {
+	d.log.LogAttrs(ctx, slog.LevelInfo, "convoy: endpoint status changed",
+		slog.String("endpoint_id", e.EndpointID), slog.String("app_id", e.AppID),
+		slog.String("from", string(e.From)), slog.String("to", string(e.To)),
+		slog.String("reason", string(e.Reason)))
+	hooks.endpoint(e)
+}
+
+// sleepCtx waits d of real time; it reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

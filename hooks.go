@@ -1,0 +1,139 @@
+package convoy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// AttemptEvent is passed to Config.OnAttempt after each recorded attempt
+// (and after a delivery is Discarded or abandoned without one).
+type AttemptEvent struct {
+	// Delivery is the delivery in its new state.
+	Delivery Delivery
+	// Attempt is the attempt made, nil when none was.
+	Attempt *Attempt
+}
+
+// StatusReason says why an endpoint's status changed.
+type StatusReason string
+
+// Reasons for endpoint status changes.
+const (
+	// ReasonFailing: the DeadEndpoint policy declared it dead (by default,
+	// a delivery exhausted its retries).
+	ReasonFailing StatusReason = "retries-exhausted"
+	// ReasonGone: the endpoint answered 410 Gone.
+	ReasonGone StatusReason = "gone"
+	// ReasonRecovered: a pending endpoint answered with success.
+	ReasonRecovered StatusReason = "recovered"
+	// ReasonManual: set through SetEndpointStatus or UpdateEndpoint.
+	ReasonManual StatusReason = "manual"
+	// ReasonResend: re-sending to an inactive endpoint made it pending.
+	ReasonResend StatusReason = "resend"
+)
+
+// EndpointStatusEvent is passed to Config.OnEndpointStatus after an
+// endpoint's status changed.
+type EndpointStatusEvent struct {
+	EndpointID string
+	AppID      string
+	From, To   EndpointStatus
+	Reason     StatusReason
+	At         time.Time
+}
+
+// hookQueue bounds the events waiting for slow hooks; past it, events are
+// dropped (and logged) rather than stalling deliveries.
+const hookQueue = 4096
+
+// hookRunner calls the user's hooks on its own goroutine, so a slow hook
+// cannot stall workers and a panicking one cannot crash the dispatcher.
+type hookRunner struct {
+	d    *Dispatcher
+	ch   chan func()
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func (d *Dispatcher) startHooks() *hookRunner {
+	h := &hookRunner{d: d}
+	if d.cfg.OnAttempt == nil && d.cfg.OnEndpointStatus == nil {
+		return h
+	}
+	h.ch = make(chan func(), hookQueue)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for f := range h.ch {
+			h.call(f)
+		}
+	}()
+	d.mu.Lock()
+	d.hooks = h
+	d.mu.Unlock()
+	return h
+}
+
+// close lets queued hooks run, then stops the goroutine.
+func (h *hookRunner) close() {
+	h.d.mu.Lock()
+	if h.d.hooks == h {
+		h.d.hooks = nil
+	}
+	h.d.mu.Unlock()
+	h.once.Do(func() {
+		if h.ch != nil {
+			close(h.ch)
+		}
+	})
+	h.wg.Wait()
+}
+
+func (h *hookRunner) call(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.d.log.LogAttrs(context.Background(), slog.LevelError, "convoy: hook panicked",
+				slog.String("panic", fmt.Sprint(r)))
+		}
+	}()
+	f()
+}
+
+func (h *hookRunner) enqueue(f func()) {
+	if h.ch == nil { // not running: call in place
+		h.call(f)
+		return
+	}
+	select {
+	case h.ch <- f:
+	default:
+		h.d.log.LogAttrs(context.Background(), slog.LevelWarn, "convoy: hook queue full, event dropped")
+	}
+}
+
+func (h *hookRunner) attempt(e AttemptEvent) {
+	if fn := h.d.cfg.OnAttempt; fn != nil {
+		h.enqueue(func() { fn(e) })
+	}
+}
+
+func (h *hookRunner) endpoint(e EndpointStatusEvent) {
+	if fn := h.d.cfg.OnEndpointStatus; fn != nil {
+		h.enqueue(func() { fn(e) })
+	}
+}
+
+// currentHooks returns the running hook runner, or one that calls hooks
+// synchronously when the dispatcher is not running.
+func (d *Dispatcher) currentHooks() *hookRunner {
+	d.mu.Lock()
+	h := d.hooks
+	d.mu.Unlock()
+	if h != nil {
+		return h
+	}
+	return &hookRunner{d: d, ch: nil}
+}

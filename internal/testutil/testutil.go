@@ -1,0 +1,84 @@
+// Package testutil holds helpers shared by convoy's tests: a receiver that
+// reports what it saw over a channel, and a slog handler that writes to
+// t.Log.
+package testutil
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+)
+
+// Request is what a Receiver saw of one request.
+type Request struct {
+	Header http.Header
+	Body   []byte
+}
+
+// Receiver is an httptest server whose handler answers with Respond and
+// reports every request on Requests (buffered; never blocks the handler
+// while there is room).
+type Receiver struct {
+	*httptest.Server
+	Requests chan Request
+
+	mu      sync.Mutex
+	respond func(n int, w http.ResponseWriter, r *http.Request)
+	n       int
+}
+
+// NewReceiver starts a receiver; respond (nil: 200 OK) writes the answer
+// to the n-th request (1-based). It is closed when the test ends.
+func NewReceiver(t testing.TB, respond func(n int, w http.ResponseWriter, r *http.Request)) *Receiver {
+	rc := &Receiver{Requests: make(chan Request, 10000), respond: respond}
+	rc.Server = httptest.NewServer(http.HandlerFunc(rc.serve))
+	t.Cleanup(rc.Server.Close)
+	return rc
+}
+
+func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body)) // respond may read it again
+	rc.mu.Lock()
+	rc.n++
+	n := rc.n
+	respond := rc.respond
+	rc.mu.Unlock()
+	select {
+	case rc.Requests <- Request{Header: r.Header.Clone(), Body: body}:
+	default:
+	}
+	if respond == nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	respond(n, w, r)
+}
+
+// Count returns how many requests the receiver has seen.
+func (rc *Receiver) Count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.n
+}
+
+// Logger returns a logger that writes to t.Log at Debug level.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&tWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct {
+	t  testing.TB
+	mu sync.Mutex
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}

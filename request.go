@@ -1,0 +1,204 @@
+package convoy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Headers the dispatcher sets on every request.
+const (
+	HeaderEventID        = "X-Convoy-Event-ID"
+	HeaderDeliveryID     = "X-Convoy-Delivery-ID"
+	HeaderEventType      = "X-Convoy-Event-Type"
+	HeaderAttempt        = "X-Convoy-Attempt"
+	HeaderIdempotencyKey = "X-Convoy-Idempotency-Key"
+)
+
+// outcome is what the engine needs to know about an attempt beyond the
+// record.
+type outcome struct {
+	retryAfter time.Duration // from a 429/503 Retry-After
+	gone       bool          // 410
+	blocked    bool          // refused by the SSRF guard
+	shutdown   bool          // cut short by Close: release, don't record
+}
+
+// attempt makes one HTTP try and returns its record.
+func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, app *App, ev *Event) (*Attempt, outcome) {
+	var out outcome
+	startedAt := d.clock.Now()
+	a := &Attempt{
+		ID: NewID(), DeliveryID: dl.ID, EventID: dl.EventID, EndpointID: dl.EndpointID,
+		Number: dl.Attempts + 1, URL: ep.URL, Method: http.MethodPost,
+		RequestBody: ev.Data, StartedAt: startedAt,
+	}
+	h, err := d.requestHeaders(dl, ep, app, ev, a.Number, startedAt)
+	a.RequestHeaders = h
+	if err != nil {
+		a.Error = err.Error()
+		return a, out
+	}
+
+	parent := ctx // cancelled only when Close gives up waiting
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	var remote string
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		if ci.Conn != nil {
+			if addr := ci.Conn.RemoteAddr(); addr != nil {
+				remote = addr.String()
+			}
+		}
+	}}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, ep.URL, bytes.NewReader(ev.Data))
+	if err != nil {
+		a.Error = "convoy: build request: " + err.Error()
+		return a, out
+	}
+	req.Header = h
+	req.Host = req.URL.Host
+
+	began := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		a.Duration = time.Since(began)
+		a.RemoteIP = hostOnly(remote)
+		out.shutdown = parent.Err() != nil
+		out.blocked = errors.Is(err, ErrBlockedAddress)
+		a.Error = describeTransportError(err, d.cfg.Timeout)
+		return a, out
+	}
+	a.StatusCode = resp.StatusCode
+	a.ResponseHeaders = resp.Header.Clone()
+	body, truncated, rerr := readBounded(resp.Body, d.cfg.MaxResponseBytes)
+	resp.Body.Close()
+	a.Duration = time.Since(began)
+	a.RemoteIP = hostOnly(remote)
+	a.ResponseBody, a.ResponseTruncated = body, truncated
+	switch {
+	case rerr != nil:
+		out.shutdown = parent.Err() != nil
+		a.Error = "convoy: reading response: " + describeTransportError(rerr, d.cfg.Timeout)
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		a.Error = fmt.Sprintf("convoy: status %d: redirects are not followed", resp.StatusCode)
+	default:
+		a.Error = fmt.Sprintf("convoy: status %d", resp.StatusCode)
+	}
+	switch resp.StatusCode {
+	case http.StatusGone:
+		out.gone = true
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		out.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), d.clock.Now())
+	}
+	return a, out
+}
+
+// requestHeaders builds the headers of one attempt, signature included.
+func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Event, number int, now time.Time) (http.Header, error) {
+	h := make(http.Header, 10+len(ep.Headers))
+	for k, v := range ep.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", UserAgent)
+	h.Set(HeaderEventID, ev.ID)
+	h.Set(HeaderDeliveryID, dl.ID)
+	h.Set(HeaderEventType, ev.Type)
+	h.Set(HeaderAttempt, strconv.Itoa(number))
+	if ev.IdempotencyKey != "" {
+		h.Set(HeaderIdempotencyKey, ev.IdempotencyKey)
+	}
+	secrets, signing := signingFor(app, ep, now)
+	if len(secrets) == 0 {
+		return h, errors.New("convoy: no live secret to sign with")
+	}
+	sig, err := d.cfg.Signer.Sign(SignInput{
+		Signing: signing, Secrets: secrets, MessageID: dl.ID, Body: ev.Data, Time: now,
+	})
+	if err != nil {
+		return h, fmt.Errorf("convoy: sign: %w", err)
+	}
+	for k, vs := range sig {
+		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	return h, nil
+}
+
+// signingFor returns the live secrets and the signing choice for an
+// endpoint: its own when set, else its app's, with defaults filled in.
+func signingFor(app *App, ep *Endpoint, now time.Time) ([]SecretValue, Signing) {
+	secrets := liveSecrets(ep.Secrets, now)
+	if len(secrets) == 0 {
+		secrets = liveSecrets(app.Secrets, now)
+	}
+	s := app.Signing
+	if ep.Signing.Scheme != "" {
+		s = ep.Signing
+	}
+	return secrets, s.withDefaults()
+}
+
+// readBounded reads up to keep bytes, then drains at most
+// responseDrainBytes more so the connection can be reused; truncated
+// reports that the body was longer than keep.
+func readBounded(r io.Reader, keep int) ([]byte, bool, error) {
+	body, err := io.ReadAll(io.LimitReader(r, int64(keep)))
+	if err != nil {
+		return body, false, err
+	}
+	n, err := io.CopyN(io.Discard, r, responseDrainBytes)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return body, n > 0, err
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(365*24*time.Hour/time.Second) {
+			secs = int64(365 * 24 * time.Hour / time.Second)
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// describeTransportError turns a client error into attempt text.
+func describeTransportError(err error, timeout time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return fmt.Sprintf("convoy: timed out after %s: %v", timeout, err)
+	}
+	return err.Error()
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+func hostOnly(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		return strings.Trim(addr[:i], "[]")
+	}
+	return addr
+}
