@@ -1,0 +1,299 @@
+package memory
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/convoykit/convoy"
+)
+
+// Claim implements [convoy.Store]. It costs O((k + e) log n) for k
+// deliveries claimed among n claimable ones, e being the endpoints skipped
+// because they are at req.PerEndpoint. req.Lease must be positive.
+func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	if req.Lease <= 0 {
+		return nil, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	if req.Limit <= 0 {
+		return nil, nil
+	}
+
+	var (
+		claimed []*deliveryRec
+		full    []*endpointRec // endpoints at capacity, out of s.due meanwhile
+		taken   map[*endpointRec]int
+	)
+	if req.PerEndpoint > 0 {
+		taken = make(map[*endpointRec]int)
+	}
+	now := keyOf(req.Now)
+	expires := req.Now.Add(req.Lease)
+	for len(claimed) < req.Limit && len(s.due) > 0 {
+		er := s.due[0]
+		dr := er.queue[0]
+		if dr.key.after(now) {
+			break
+		}
+		if req.PerEndpoint > 0 && taken[er]+req.InFlight[er.ep.ID] >= req.PerEndpoint {
+			heap.Pop(&s.due)
+			full = append(full, er)
+			continue
+		}
+		d := dr.d
+		d.Status = convoy.DeliveryProcessing
+		d.LeaseOwner = req.Owner
+		d.LeaseID = convoy.NewID()
+		d.LeaseExpiresAt = expires
+		d.Claims++
+		d.UpdatedAt = req.Now
+		// Now due at its lease expiry, after req.Now since the lease is
+		// positive: this call will not meet it again.
+		s.schedule(dr)
+		claimed = append(claimed, dr)
+		if taken != nil {
+			taken[er]++
+		}
+	}
+	for _, er := range full {
+		s.fixEndpoint(er)
+	}
+	out := make([]*convoy.Delivery, len(claimed))
+	for i, dr := range claimed {
+		out[i] = dr.d.Clone()
+	}
+	return out, nil
+}
+
+// holds returns the delivery when leaseID is its current lease.
+func (s *Store) holds(deliveryID, leaseID string) (*deliveryRec, error) {
+	dr, ok := s.deliveries[deliveryID]
+	if !ok {
+		return nil, notFound("delivery", deliveryID)
+	}
+	d := dr.d
+	if d.Status != convoy.DeliveryProcessing || leaseID == "" || d.LeaseID != leaseID {
+		return nil, fmt.Errorf("%w: delivery %s", convoy.ErrLeaseLost, deliveryID)
+	}
+	return dr, nil
+}
+
+// Record implements [convoy.Store]. t.EndpointStatus is called with the
+// store's mutex held.
+func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordResult, error) {
+	var res convoy.RecordResult
+	if err := convoy.ValidateID("delivery ID", t.DeliveryID); err != nil {
+		return res, err
+	}
+	switch t.Status {
+	case convoy.DeliverySuccess, convoy.DeliveryRetry, convoy.DeliveryFailure, convoy.DeliveryDiscarded:
+	default:
+		return res, fmt.Errorf("%w: delivery cannot move to %q", convoy.ErrInvalidStatus, t.Status)
+	}
+	if a := t.Attempt; a != nil {
+		if err := a.Validate(); err != nil {
+			return res, err
+		}
+		if a.DeliveryID != t.DeliveryID {
+			return res, fmt.Errorf("%w: attempt %s is for delivery %s, not %s", convoy.ErrInvalid, a.ID, a.DeliveryID, t.DeliveryID)
+		}
+	}
+	if err := s.lock(ctx); err != nil {
+		return res, err
+	}
+	defer s.mu.Unlock()
+	dr, err := s.holds(t.DeliveryID, t.LeaseID)
+	if err != nil {
+		return res, err
+	}
+
+	// Compute everything that can fail before changing anything.
+	ep := dr.ep.ep
+	health := ep.Health
+	t.UpdateHealth(&health)
+	res.EndpointBefore, res.EndpointAfter = ep.Status, ep.Status
+	if t.EndpointStatus != nil {
+		view := ep.Clone()
+		view.Health = health
+		res.EndpointAfter = t.EndpointStatus(*view)
+		if !res.EndpointAfter.Valid() {
+			return convoy.RecordResult{}, fmt.Errorf("%w: endpoint status %q", convoy.ErrInvalidStatus, res.EndpointAfter)
+		}
+	}
+
+	d := dr.d
+	if a := t.Attempt; a != nil {
+		c := a.Clone()
+		i, _ := slices.BinarySearchFunc(dr.attempts, c, func(x, y *convoy.Attempt) int {
+			return compareAttempt(x, y.Number, y.ID)
+		})
+		dr.attempts = slices.Insert(dr.attempts, i, c)
+		d.Attempts++
+		d.RoundAttempts++
+		d.Claims = 0
+		if !a.Success() {
+			d.LastError = a.Error
+		}
+	}
+	d.Status = t.Status
+	if t.Status == convoy.DeliveryRetry {
+		d.NextAttemptAt = t.NextAttemptAt
+	}
+	clearLease(d)
+	d.UpdatedAt = t.Now
+	s.schedule(dr)
+	ep.Health = health
+	ep.Status = res.EndpointAfter
+	return res, nil
+}
+
+func clearLease(d *convoy.Delivery) {
+	d.LeaseOwner = ""
+	d.LeaseID = ""
+	d.LeaseExpiresAt = time.Time{}
+}
+
+// Release implements [convoy.Store].
+func (s *Store) Release(ctx context.Context, deliveryID, leaseID string) error {
+	if err := convoy.ValidateID("delivery ID", deliveryID); err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	dr, err := s.holds(deliveryID, leaseID)
+	if err != nil {
+		return err
+	}
+	d := dr.d
+	d.Status = convoy.DeliveryScheduled
+	if d.Attempts > 0 {
+		d.Status = convoy.DeliveryRetry
+	}
+	if d.Claims > 0 {
+		d.Claims--
+	}
+	clearLease(d)
+	s.schedule(dr)
+	return nil
+}
+
+// NextDue implements [convoy.Store] in O(1).
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	if err := s.lock(ctx); err != nil {
+		return time.Time{}, false, err
+	}
+	defer s.mu.Unlock()
+	if len(s.due) == 0 {
+		return time.Time{}, false, nil
+	}
+	return s.due[0].queue[0].due, true, nil
+}
+
+// Requeue implements [convoy.Store]. Selecting by endpoint walks that
+// endpoint's deliveries.
+func (s *Store) Requeue(ctx context.Context, r convoy.RequeueRequest) (int, error) {
+	statuses := r.Statuses
+	for _, st := range statuses {
+		if st != convoy.DeliveryFailure && st != convoy.DeliveryDiscarded {
+			return 0, fmt.Errorf("%w: cannot re-send %q deliveries", convoy.ErrInvalidStatus, st)
+		}
+	}
+	if len(statuses) == 0 {
+		statuses = []convoy.DeliveryStatus{convoy.DeliveryDiscarded}
+	}
+	switch {
+	case r.DeliveryID != "":
+		if err := convoy.ValidateID("delivery ID", r.DeliveryID); err != nil {
+			return 0, err
+		}
+	case r.EndpointID != "":
+		if err := convoy.ValidateID("endpoint ID", r.EndpointID); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, fmt.Errorf("%w: requeue needs a delivery or endpoint ID", convoy.ErrInvalid)
+	}
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+
+	if r.DeliveryID != "" {
+		dr, ok := s.deliveries[r.DeliveryID]
+		if !ok {
+			return 0, notFound("delivery", r.DeliveryID)
+		}
+		if st := dr.d.Status; st != convoy.DeliveryFailure && st != convoy.DeliveryDiscarded {
+			return 0, fmt.Errorf("%w: cannot re-send a %s delivery", convoy.ErrInvalidStatus, st)
+		}
+		s.requeue(dr, r.Now)
+		return 1, nil
+	}
+	er, ok := s.endpoints[r.EndpointID]
+	if !ok {
+		return 0, notFound("endpoint", r.EndpointID)
+	}
+	n := 0
+	for _, id := range er.deliveries.ids {
+		dr := s.deliveries[id]
+		d := dr.d
+		if !slices.Contains(statuses, d.Status) ||
+			(!r.CreatedFrom.IsZero() && d.CreatedAt.Before(r.CreatedFrom)) ||
+			(!r.CreatedTo.IsZero() && !d.CreatedAt.Before(r.CreatedTo)) {
+			continue
+		}
+		s.requeue(dr, r.Now)
+		n++
+	}
+	return n, nil
+}
+
+func (s *Store) requeue(dr *deliveryRec, now time.Time) {
+	d := dr.d
+	d.Status = convoy.DeliveryScheduled
+	d.NextAttemptAt = now
+	d.RoundAttempts = 0
+	d.Claims = 0
+	clearLease(d)
+	d.UpdatedAt = now
+	s.schedule(dr)
+}
+
+// DeleteBefore implements [convoy.Store]. It walks every event.
+func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time) (int, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	gone := make(map[*endpointRec]map[string]struct{})
+	n := 0
+	for _, evr := range s.events {
+		if !evr.ev.CreatedAt.Before(cutoff) || s.pending(evr) {
+			continue
+		}
+		s.removeEvent(s.apps[evr.ev.AppID], evr, gone)
+		n++
+	}
+	for er, set := range gone {
+		er.deliveries.removeSet(set)
+	}
+	return n, nil
+}
+
+// pending reports whether an event still has a delivery to make.
+func (s *Store) pending(evr *eventRec) bool {
+	for _, id := range evr.deliveries.ids {
+		if !s.deliveries[id].d.Status.Final() {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,163 @@
+package storetest
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/convoykit/convoy"
+)
+
+// BenchmarkInsert measures InsertEvent of events with one delivery each,
+// as Send does, from one goroutine and from 64 at once (sub-benchmarks
+// goroutines=1 and goroutines=64), and reports events/s. A store that
+// groups commits shows it in the second case. Each run uses a fresh store
+// from newStore.
+func BenchmarkInsert(b *testing.B, newStore func(b *testing.B) convoy.Store) {
+	for _, workers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("goroutines=%d", workers), func(b *testing.B) {
+			s := newStore(b)
+			ctx := b.Context()
+			app := NewApp()
+			ep := NewEndpoint(app.ID)
+			if err := s.CreateApp(ctx, app); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.CreateEndpoint(ctx, ep); err != nil {
+				b.Fatal(err)
+			}
+			var (
+				next atomic.Int64
+				errs = make(chan error, workers)
+				wg   sync.WaitGroup
+			)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						ev := NewEvent(app.ID, epoch)
+						_, _, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{NewDelivery(ev, ep.ID)})
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// Shape of the BenchmarkClaim store.
+const (
+	claimBatch     = 10     // deliveries claimed per iteration
+	claimDue       = 20     // deliveries due at any time
+	claimEndpoints = 8      // endpoints the backlog is spread over
+	claimChunk     = 10_000 // deliveries per InsertEvent while filling
+)
+
+// BenchmarkClaim measures claiming a batch of 10 due deliveries (then
+// releasing them, so the loop can go on) in a store that also holds a
+// backlog of deliveries not yet due, with sub-benchmarks backlog=1000 and
+// backlog=1000000. Claim must cost O(log n + k), so both should report
+// about the same time: ns/op covers the claim and the ten releases,
+// claim-ns/op the claim alone.
+//
+// The store is filled once per sub-benchmark, in InsertEvent calls of
+// 10,000 deliveries each, and shared by that sub-benchmark's runs; it is
+// made with newStore(b) on the parent b, so it lives until BenchmarkClaim
+// returns. The 1,000,000 case is skipped in -short mode.
+func BenchmarkClaim(b *testing.B, newStore func(b *testing.B) convoy.Store) {
+	parent := b
+	for _, backlog := range []int{1000, 1_000_000} {
+		var s convoy.Store
+		b.Run(fmt.Sprintf("backlog=%d", backlog), func(b *testing.B) {
+			if backlog > 1000 && testing.Short() {
+				b.Skip("backlog of 1,000,000 skipped in -short mode")
+			}
+			if s == nil {
+				b.StopTimer()
+				start := time.Now()
+				s = newStore(parent)
+				if err := fillBacklog(b, s, backlog); err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("stored a backlog of %d deliveries in %v", backlog, time.Since(start).Round(time.Millisecond))
+				b.StartTimer()
+			}
+			ctx := b.Context()
+			req := convoy.ClaimRequest{Now: epoch, Limit: claimBatch, Owner: "bench", Lease: time.Minute}
+			var claiming time.Duration
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				ds, err := s.Claim(ctx, req)
+				claiming += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(ds) != claimBatch {
+					b.Fatalf("claimed %d deliveries, want %d", len(ds), claimBatch)
+				}
+				for _, d := range ds {
+					if err := s.Release(ctx, d.ID, d.LeaseID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(claiming.Nanoseconds())/float64(b.N), "claim-ns/op")
+		})
+	}
+}
+
+// fillBacklog stores backlog deliveries due in a hundred years, spread
+// over several endpoints, and claimDue deliveries already due at epoch.
+func fillBacklog(b *testing.B, s convoy.Store, backlog int) error {
+	ctx := b.Context()
+	app := NewApp()
+	if err := s.CreateApp(ctx, app); err != nil {
+		return err
+	}
+	eps := make([]*convoy.Endpoint, claimEndpoints)
+	for i := range eps {
+		eps[i] = NewEndpoint(app.ID)
+		if err := s.CreateEndpoint(ctx, eps[i]); err != nil {
+			return err
+		}
+	}
+	insert := func(n int, due func(i int) time.Time) error {
+		ev := NewEvent(app.ID, epoch)
+		ds := make([]*convoy.Delivery, n)
+		for i := range ds {
+			ds[i] = NewDelivery(ev, eps[i%len(eps)].ID)
+			ds[i].NextAttemptAt = due(i)
+		}
+		_, _, err := s.InsertEvent(ctx, ev, ds)
+		return err
+	}
+	far := epoch.AddDate(100, 0, 0)
+	for filled := 0; filled < backlog; filled += claimChunk {
+		n := min(claimChunk, backlog-filled)
+		if err := insert(n, func(i int) time.Time {
+			return far.Add(time.Duration(filled+i) * time.Millisecond)
+		}); err != nil {
+			return fmt.Errorf("filling the backlog: %w", err)
+		}
+	}
+	return insert(claimDue, func(i int) time.Time {
+		return epoch.Add(-time.Hour + time.Duration(i)*time.Second)
+	})
+}

@@ -1,0 +1,385 @@
+package storetest
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convoykit/convoy"
+)
+
+func testInsertEvent(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	ep2 := e.newEndpoint(e.app.ID)
+	ev := NewEvent(e.app.ID, t0)
+	ev.IdempotencyKey = "invoice-1042"
+	d1 := NewDelivery(ev, e.ep.ID)
+	d2 := NewDelivery(ev, ep2.ID)
+	d2.Status = convoy.DeliveryDiscarded
+	e.insert(ev, d1, d2)
+
+	got, err := s.GetEvent(e.ctx, ev.ID)
+	require.NoError(t, err)
+	requireEqual(t, ev, got)
+	requireEqual(t, d1, e.get(d1.ID))
+	requireEqual(t, d2, e.get(d2.ID))
+	want := []*convoy.Delivery{d1, d2}
+	slices.SortFunc(want, func(a, b *convoy.Delivery) int { return strings.Compare(a.ID, b.ID) })
+	requireEqual(t, want, e.deliveries(convoy.DeliveryQuery{EventID: ev.ID}))
+
+	// An event may have no delivery (no endpoint accepts its type).
+	lone := NewEvent(e.app.ID, t0)
+	e.insert(lone)
+	got, err = s.GetEvent(e.ctx, lone.ID)
+	require.NoError(t, err)
+	requireEqual(t, lone, got)
+	require.Empty(t, e.deliveries(convoy.DeliveryQuery{EventID: lone.ID}))
+
+	_, err = s.GetEvent(e.ctx, convoy.NewID())
+	e.requireNotFound(err)
+	_, err = s.GetDelivery(e.ctx, convoy.NewID())
+	e.requireNotFound(err)
+	for _, id := range badIDs {
+		_, err = s.GetEvent(e.ctx, id)
+		require.ErrorIs(t, err, convoy.ErrInvalidID, "GetEvent(%q)", id)
+		_, err = s.GetDelivery(e.ctx, id)
+		require.ErrorIs(t, err, convoy.ErrInvalidID, "GetDelivery(%q)", id)
+	}
+}
+
+func testInsertDuplicates(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	ev, ds := e.send(t0, e.ep)
+	before := snapshot(t, s)
+
+	dupEvent := NewEvent(e.app.ID, t0)
+	dupEvent.ID = ev.ID
+	dupEvent.Type = "invoice.voided"
+	_, _, err := s.InsertEvent(e.ctx, dupEvent, []*convoy.Delivery{NewDelivery(dupEvent, e.ep.ID)})
+	require.ErrorIs(t, err, convoy.ErrDuplicate)
+	requireUnchanged(t, s, before)
+
+	ev2 := NewEvent(e.app.ID, t0)
+	fresh := NewDelivery(ev2, e.ep.ID)
+	reused := NewDelivery(ev2, e.ep.ID)
+	reused.ID = ds[0].ID
+	_, _, err = s.InsertEvent(e.ctx, ev2, []*convoy.Delivery{fresh, reused})
+	require.ErrorIs(t, err, convoy.ErrDuplicate)
+	e.requireGone(ev2.ID, fresh.ID)
+	requireUnchanged(t, s, before)
+
+	ev3 := NewEvent(e.app.ID, t0)
+	a := NewDelivery(ev3, e.ep.ID)
+	b := NewDelivery(ev3, e.ep.ID)
+	b.ID = a.ID
+	_, _, err = s.InsertEvent(e.ctx, ev3, []*convoy.Delivery{a, b})
+	require.ErrorIs(t, err, convoy.ErrDuplicate, "two deliveries with one ID in one call")
+	e.requireGone(ev3.ID, a.ID)
+	requireUnchanged(t, s, before)
+}
+
+func testInsertAtomic(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	ep2 := e.newEndpoint(e.app.ID)
+	before := snapshot(t, s)
+	ev := NewEvent(e.app.ID, t0)
+	ev.IdempotencyKey = "charge-7"
+	ds := []*convoy.Delivery{NewDelivery(ev, e.ep.ID), NewDelivery(ev, ep2.ID), NewDelivery(ev, convoy.NewID())}
+	_, _, err := s.InsertEvent(e.ctx, ev, ds)
+	require.ErrorIs(t, err, convoy.ErrNotFound, "a delivery to a missing endpoint")
+	e.requireGone(ev.ID, ids(ds)...)
+	require.Empty(t, e.deliveries(convoy.DeliveryQuery{EndpointID: e.ep.ID}))
+	requireUnchanged(t, s, before, ev.ID)
+	_, ok := e.nextDue()
+	require.False(t, ok)
+
+	// Nothing was kept, not even the idempotency key.
+	e.insert(ev, ds[:2]...)
+	requireEqual(t, ds[:2], e.deliveries(convoy.DeliveryQuery{EventID: ev.ID}))
+}
+
+func testInsertInvalid(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	other := e.newApp()
+	otherEp := e.newEndpoint(other.ID)
+	before := snapshot(t, s)
+
+	// Each case starts from a valid event with one valid delivery.
+	cases := []struct {
+		name string
+		mod  func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery)
+		want error
+	}{
+		{"nil event", func(*convoy.Event, []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			return nil, nil
+		}, convoy.ErrInvalid},
+		{"empty event ID", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.ID = ""
+			return ev, ds
+		}, convoy.ErrInvalidID},
+		{"malformed app ID", func(ev *convoy.Event, _ []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.AppID = "acme"
+			return ev, nil
+		}, convoy.ErrInvalidID},
+		{"unknown app", func(ev *convoy.Event, _ []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.AppID = convoy.NewID()
+			return ev, nil
+		}, convoy.ErrNotFound},
+		{"bad type", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.Type = "invoice paid"
+			return ev, ds
+		}, convoy.ErrInvalidEventType},
+		{"invalid JSON", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.Data = json.RawMessage(`{"invoice":`)
+			return ev, ds
+		}, convoy.ErrInvalidJSON},
+		{"empty data", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.Data = nil
+			return ev, ds
+		}, convoy.ErrInvalidJSON},
+		{"long idempotency key", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.IdempotencyKey = strings.Repeat("k", 257)
+			return ev, ds
+		}, convoy.ErrTooLong},
+		{"nil delivery", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			return ev, append(ds, nil)
+		}, convoy.ErrInvalid},
+		{"malformed delivery ID", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			d := NewDelivery(ev, e.ep.ID)
+			d.ID = "dlv_1"
+			return ev, append(ds, d)
+		}, convoy.ErrInvalidID},
+		{"unknown delivery status", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			d := NewDelivery(ev, e.ep.ID)
+			d.Status = "Queued"
+			return ev, append(ds, d)
+		}, convoy.ErrInvalidStatus},
+		{"delivery inserted Processing", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			d := NewDelivery(ev, e.ep.ID)
+			d.Status = convoy.DeliveryProcessing
+			d.LeaseID, d.LeaseOwner, d.LeaseExpiresAt = convoy.NewID(), "intruder", t0.Add(time.Hour)
+			return ev, append(ds, d)
+		}, convoy.ErrInvalidStatus},
+		{"delivery of another event", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			d := NewDelivery(ev, e.ep.ID)
+			d.EventID = convoy.NewID()
+			return ev, append(ds, d)
+		}, convoy.ErrInvalid},
+		{"delivery of another app", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			d := NewDelivery(ev, e.ep.ID)
+			d.AppID = other.ID
+			return ev, append(ds, d)
+		}, convoy.ErrInvalid},
+		{"delivery to another app's endpoint", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			return ev, append(ds, NewDelivery(ev, otherEp.ID))
+		}, convoy.ErrInvalid},
+		{"delivery to a missing endpoint", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			return ev, append(ds, NewDelivery(ev, convoy.NewID()))
+		}, convoy.ErrNotFound},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev := NewEvent(e.app.ID, t0)
+			ev.IdempotencyKey = "k-" + c.name
+			valid := NewDelivery(ev, e.ep.ID)
+			ev, ds := c.mod(ev, []*convoy.Delivery{valid})
+			_, _, err := s.InsertEvent(e.ctx, ev, ds)
+			require.ErrorIs(t, err, c.want)
+			_, err = s.GetDelivery(e.ctx, valid.ID)
+			require.ErrorIs(t, err, convoy.ErrNotFound)
+			if ev != nil && convoy.ValidateID("", ev.ID) == nil {
+				_, err = s.GetEvent(e.ctx, ev.ID)
+				require.ErrorIs(t, err, convoy.ErrNotFound)
+			}
+		})
+	}
+	requireUnchanged(t, s, before)
+}
+
+func testIdempotency(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	first := NewEvent(e.app.ID, t0)
+	first.IdempotencyKey = "order-42"
+	e.insert(first, NewDelivery(first, e.ep.ID))
+	before := snapshot(t, s)
+
+	again := NewEvent(e.app.ID, t0.Add(time.Minute))
+	again.IdempotencyKey = first.IdempotencyKey
+	again.Type = "order.created"
+	d := NewDelivery(again, e.ep.ID)
+	stored, inserted, err := s.InsertEvent(e.ctx, again, []*convoy.Delivery{d})
+	require.NoError(t, err)
+	require.False(t, inserted)
+	requireEqual(t, first, stored, "the first event comes back")
+	e.requireGone(again.ID, d.ID)
+	requireUnchanged(t, s, before)
+
+	// The same event sent twice (a retried Send) is answered the same way.
+	stored, inserted, err = s.InsertEvent(e.ctx, first, []*convoy.Delivery{NewDelivery(first, e.ep.ID)})
+	require.NoError(t, err)
+	require.False(t, inserted)
+	requireEqual(t, first, stored)
+	requireUnchanged(t, s, before)
+
+	// Keys are per app.
+	other := e.newApp()
+	otherEp := e.newEndpoint(other.ID)
+	theirs := NewEvent(other.ID, t0)
+	theirs.IdempotencyKey = first.IdempotencyKey
+	e.insert(theirs, NewDelivery(theirs, otherEp.ID))
+
+	// No key, no deduplication.
+	for range 2 {
+		e.insert(NewEvent(e.app.ID, t0))
+	}
+}
+
+func testListDeliveries(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	ep2 := e.newEndpoint(e.app.ID)
+	var evs []*convoy.Event
+	var mine, theirs []*convoy.Delivery
+	for i := range 3 {
+		ev, ds := e.send(t0.Add(time.Duration(i)*time.Second), e.ep, ep2)
+		evs = append(evs, ev)
+		mine, theirs = append(mine, ds[0]), append(theirs, ds[1])
+	}
+	_, disc := e.sendStatus(t0, convoy.DeliveryDiscarded, e.ep)
+	mine = append(mine, disc[0])
+	e.finish(mine[0], t0.Add(time.Minute), convoy.DeliverySuccess, 200)
+	e.finish(mine[1], t0.Add(time.Minute), convoy.DeliveryFailure, 500)
+	for i, d := range mine {
+		mine[i] = e.get(d.ID)
+	}
+	for i, d := range theirs {
+		theirs[i] = e.get(d.ID)
+	}
+	sortByID := func(ds ...*convoy.Delivery) []*convoy.Delivery {
+		ds = slices.Clone(ds)
+		slices.SortFunc(ds, func(a, b *convoy.Delivery) int { return strings.Compare(a.ID, b.ID) })
+		return ds
+	}
+
+	requireEqual(t, sortByID(mine[0], theirs[0]), e.deliveries(convoy.DeliveryQuery{EventID: evs[0].ID}))
+	requireEqual(t, sortByID(mine...), e.deliveries(convoy.DeliveryQuery{EndpointID: e.ep.ID}))
+	requireEqual(t, sortByID(theirs...), e.deliveries(convoy.DeliveryQuery{EndpointID: ep2.ID}))
+	requireEqual(t, []*convoy.Delivery{mine[0]}, e.deliveries(convoy.DeliveryQuery{EventID: evs[0].ID, EndpointID: e.ep.ID}))
+	requireEqual(t, []*convoy.Delivery{mine[3]}, e.deliveries(convoy.DeliveryQuery{
+		EndpointID: e.ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryDiscarded},
+	}))
+	requireEqual(t, sortByID(mine[1], mine[3]), e.deliveries(convoy.DeliveryQuery{
+		EndpointID: e.ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryFailure, convoy.DeliveryDiscarded},
+	}))
+	require.Empty(t, e.deliveries(convoy.DeliveryQuery{
+		EventID: evs[1].ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryRetry},
+	}))
+
+	for _, limit := range []int{1, 2, 3} {
+		got := idPages(t, deliveryID, func(c string) ([]*convoy.Delivery, string, error) {
+			return s.ListDeliveries(e.ctx, convoy.DeliveryQuery{EndpointID: e.ep.ID}, convoy.Page{Cursor: c, Limit: limit})
+		})
+		requirePaged(t, got, sortedIDs(mine...), limit)
+		got = idPages(t, deliveryID, func(c string) ([]*convoy.Delivery, string, error) {
+			return s.ListDeliveries(e.ctx, convoy.DeliveryQuery{
+				EndpointID: e.ep.ID,
+				Statuses:   []convoy.DeliveryStatus{convoy.DeliveryScheduled, convoy.DeliveryDiscarded},
+			}, convoy.Page{Cursor: c, Limit: limit})
+		})
+		requirePaged(t, got, sortedIDs(mine[2], mine[3]), limit)
+	}
+
+	_, _, err := s.ListDeliveries(e.ctx, convoy.DeliveryQuery{}, convoy.Page{})
+	require.ErrorIs(t, err, convoy.ErrInvalid, "a query needs an event or an endpoint")
+	for _, id := range badIDs[1:] {
+		_, _, err = s.ListDeliveries(e.ctx, convoy.DeliveryQuery{EventID: id}, convoy.Page{})
+		require.ErrorIs(t, err, convoy.ErrInvalidID, "EventID %q", id)
+		_, _, err = s.ListDeliveries(e.ctx, convoy.DeliveryQuery{EndpointID: id}, convoy.Page{})
+		require.ErrorIs(t, err, convoy.ErrInvalidID, "EndpointID %q", id)
+	}
+}
+
+func testPageSizes(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	ev := NewEvent(e.app.ID, t0)
+	ds := make([]*convoy.Delivery, convoy.MaxPageSize+1)
+	for i := range ds {
+		ds[i] = NewDelivery(ev, e.ep.ID)
+	}
+	e.insert(ev, ds...)
+	want := sortedIDs(ds...)
+
+	for _, q := range []convoy.DeliveryQuery{{EventID: ev.ID}, {EndpointID: e.ep.ID}} {
+		for _, c := range []struct {
+			limit, size int
+		}{
+			{0, convoy.DefaultPageSize},
+			{-1, convoy.DefaultPageSize},
+			{17, 17},
+			{convoy.MaxPageSize + 1, convoy.MaxPageSize},
+			{1 << 30, convoy.MaxPageSize},
+		} {
+			got, next, err := s.ListDeliveries(e.ctx, q, convoy.Page{Limit: c.limit})
+			require.NoError(t, err)
+			require.Equal(t, want[:c.size], ids(got), "Limit %d", c.limit)
+			require.NotEmpty(t, next, "Limit %d", c.limit)
+			require.Equal(t, c.size, convoy.Page{Limit: c.limit}.Size())
+		}
+		got := idPages(t, deliveryID, func(c string) ([]*convoy.Delivery, string, error) {
+			return s.ListDeliveries(e.ctx, q, convoy.Page{Cursor: c, Limit: convoy.MaxPageSize})
+		})
+		requirePaged(t, got, want, convoy.MaxPageSize)
+		got = idPages(t, deliveryID, func(c string) ([]*convoy.Delivery, string, error) {
+			return s.ListDeliveries(e.ctx, q, convoy.Page{Cursor: c, Limit: 64})
+		})
+		requirePaged(t, got, want, 64)
+	}
+}
+
+func testListAttempts(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	d := e.one(t0)
+	got, next, err := s.ListAttempts(e.ctx, d.ID, convoy.Page{})
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.Empty(t, next)
+
+	// IDs in reverse order, to tell ordering by Number from ordering by ID.
+	attemptIDs := []string{convoy.NewID(), convoy.NewID(), convoy.NewID()}
+	var want []*convoy.Attempt
+	now := t0
+	for i, st := range []convoy.DeliveryStatus{convoy.DeliveryRetry, convoy.DeliveryRetry, convoy.DeliverySuccess} {
+		c := e.claimOne(now)
+		code := 500
+		if st == convoy.DeliverySuccess {
+			code = 200
+		}
+		a := NewAttempt(c, i+1, code, now)
+		a.ID = attemptIDs[len(attemptIDs)-1-i]
+		want = append(want, a)
+		e.record(convoy.Transition{
+			DeliveryID: c.ID, LeaseID: c.LeaseID, Now: now, Attempt: a,
+			Status: st, NextAttemptAt: now.Add(time.Minute),
+		})
+		now = now.Add(time.Minute)
+	}
+	requireEqual(t, want, e.attempts(d.ID))
+	got, next, err = s.ListAttempts(e.ctx, d.ID, convoy.Page{Limit: 2})
+	require.NoError(t, err)
+	requireEqual(t, want[:2], got)
+	require.NotEmpty(t, next)
+	got, next, err = s.ListAttempts(e.ctx, d.ID, convoy.Page{Cursor: next, Limit: 2})
+	require.NoError(t, err)
+	requireEqual(t, want[2:], got)
+	require.Empty(t, next)
+
+	_, _, err = s.ListAttempts(e.ctx, convoy.NewID(), convoy.Page{})
+	e.requireNotFound(err)
+	for _, id := range badIDs {
+		_, _, err = s.ListAttempts(e.ctx, id, convoy.Page{})
+		require.ErrorIs(t, err, convoy.ErrInvalidID, "ListAttempts(%q)", id)
+	}
+}
