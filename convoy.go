@@ -61,7 +61,6 @@ package convoy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -155,11 +154,20 @@ type Config struct {
 	// Clock tells the time; default the system clock. Tests inject a fake.
 	Clock Clock
 
-	// OnAttempt, when set, is called after every recorded attempt.
+	// OnAttempt, when set, is called after every recorded attempt (and
+	// after a delivery is Discarded or abandoned without one).
+	//
+	// Hooks run one at a time, in order, on a goroutine of their own, never
+	// on a worker: a slow hook delays only later hook calls, and once 4096
+	// calls are waiting further ones are dropped and logged rather than
+	// stalling deliveries. A panicking hook is recovered and logged. Close
+	// waits for queued calls until its context ends. While the dispatcher
+	// is not started, hooks run on the caller's goroutine.
 	OnAttempt func(AttemptEvent)
 	// OnEndpointStatus, when set, is called after every endpoint status
-	// change (dead on exhausted retries, 410 Gone, back to active, or set by
-	// hand).
+	// change, with the reason: retries exhausted, 410 Gone, recovered,
+	// re-sent, or set by hand. This is where to tell the app's
+	// SupportEmail that its endpoint died. It runs like OnAttempt.
 	OnEndpointStatus func(EndpointStatusEvent)
 }
 
@@ -276,6 +284,7 @@ type Dispatcher struct {
 	busy     int
 	done     chan struct{} // closed when the scheduler and workers are gone
 	hooks    *hookRunner   // set while running
+	counts   counters
 }
 
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
@@ -382,12 +391,3 @@ func (d *Dispatcher) notify() {
 	default:
 	}
 }
-
-// isClosed reports whether Close was called.
-func (d *Dispatcher) isClosed() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.closed
-}
-
-var errNoEndpoint = errors.New("convoy: endpoint gone")

@@ -317,6 +317,26 @@ func (d *Dispatcher) checkURL(raw string) error {
 	return nil
 }
 
+// checkSignatureHeader refuses endpoint headers that would collide with
+// the signature header of the endpoint's scheme (its own or its app's).
+func (d *Dispatcher) checkSignatureHeader(ctx context.Context, e *Endpoint) error {
+	s := e.Signing
+	if s.Scheme == "" {
+		app, err := d.store.GetApp(ctx, e.AppID)
+		if err != nil {
+			return err
+		}
+		s = app.Signing
+	}
+	name := http.CanonicalHeaderKey(s.withDefaults().Header)
+	for k := range e.Headers {
+		if http.CanonicalHeaderKey(k) == name {
+			return invalid(ErrInvalidHeader, "endpoint.Headers", k+" is the signature header")
+		}
+	}
+	return nil
+}
+
 // AddEndpoint adds an endpoint to an app and returns it as stored. ID,
 // AppID, CreatedAt and UpdatedAt are set here; an empty Status means
 // active. Errors wrap ErrInvalid (ErrInvalidURL, ErrBlockedAddress, …) for
@@ -340,6 +360,9 @@ func (d *Dispatcher) AddEndpoint(ctx context.Context, appID string, ep Endpoint)
 		return nil, err
 	}
 	if err := d.checkURL(e.URL); err != nil {
+		return nil, err
+	}
+	if err := d.checkSignatureHeader(ctx, e); err != nil {
 		return nil, err
 	}
 	if err := d.store.CreateEndpoint(ctx, e); err != nil {
@@ -381,6 +404,9 @@ func (d *Dispatcher) UpdateEndpoint(ctx context.Context, ep Endpoint) (*Endpoint
 		return nil, err
 	}
 	if err := d.checkURL(e.URL); err != nil {
+		return nil, err
+	}
+	if err := d.checkSignatureHeader(ctx, e); err != nil {
 		return nil, err
 	}
 	if err := d.store.UpdateEndpoint(ctx, e); err != nil {

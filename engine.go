@@ -14,7 +14,7 @@ import (
 func (d *Dispatcher) run(runCtx, workCtx context.Context) {
 	defer close(d.done)
 	hooks := d.startHooks()
-	defer hooks.close()
+	defer hooks.close(workCtx.Done())
 
 	jobs := make(chan *Delivery)
 	var wg sync.WaitGroup
@@ -40,7 +40,12 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
 	for ctx.Err() == nil {
 		free, inFlight := d.capacity()
 		if free > 0 {
-			ds, err := d.store.Claim(ctx, ClaimRequest{
+			// Not ctx: a claim cut short by Close may still have leased
+			// deliveries (a store cannot always tell), which would then sit
+			// leased until their lease ends. A claim that completes hands
+			// its deliveries to workers, which attempt or release them.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			ds, err := d.store.Claim(cctx, ClaimRequest{
 				Now:         d.clock.Now(),
 				Limit:       free,
 				Owner:       d.owner,
@@ -48,6 +53,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
 				PerEndpoint: d.cfg.PerEndpoint,
 				InFlight:    inFlight,
 			})
+			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -125,13 +131,17 @@ func (d *Dispatcher) release(endpointID string) {
 // deliver runs one claimed delivery to its end: exactly one Record or
 // Release.
 func (d *Dispatcher) deliver(ctx context.Context, hooks *hookRunner, dl *Delivery) {
-	ep, app, ev, err := d.load(ctx, dl)
+	ep, app, ev, err := d.loadRetrying(ctx, dl)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			// The endpoint or event was deleted while the delivery was due;
 			// deletion removes the delivery too.
 			d.log.LogAttrs(ctx, slog.LevelInfo, "convoy: delivery target gone",
 				slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+			return
+		}
+		if ctx.Err() != nil { // Close gave up waiting: hand it back now
+			d.releaseLease(dl)
 			return
 		}
 		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: loading delivery failed; its lease will expire and it will be retried",
@@ -184,9 +194,9 @@ func (d *Dispatcher) decide(t *Transition, dl *Delivery, ep *Endpoint, out outco
 		again = false
 	}
 	if again {
-		if out.retryAfter > wait {
-			wait = min(out.retryAfter, d.cfg.MaxRetryAfter)
-		}
+		// Retry-After, capped at MaxRetryAfter, may put the retry later
+		// than the strategy's wait, never sooner.
+		wait = max(wait, min(out.retryAfter, d.cfg.MaxRetryAfter))
 		t.Status = DeliveryRetry
 		t.NextAttemptAt = now.Add(wait)
 	} else {
@@ -213,6 +223,27 @@ func (d *Dispatcher) failurePolicy(exhausted bool, now time.Time) func(Endpoint)
 			return EndpointInactive
 		}
 		return e.Status
+	}
+}
+
+// loadRetrying is load, retrying transient store errors with backoff while
+// the lease leaves time for the attempt. Without it a store that fails for
+// a moment would cost the delivery a lease and count as a crashed claim,
+// and MaxClaims of those end it in Failure without a request.
+func (d *Dispatcher) loadRetrying(ctx context.Context, dl *Delivery) (*Endpoint, *App, *Event, error) {
+	wait := 10 * time.Millisecond
+	for {
+		ep, app, ev, err := d.load(ctx, dl)
+		if err == nil || errors.Is(err, ErrNotFound) ||
+			!d.clock.Now().Add(d.cfg.Timeout).Before(dl.LeaseExpiresAt) {
+			return ep, app, ev, err
+		}
+		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: loading delivery failed, will retry",
+			slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+		if !sleepCtx(ctx, wait) {
+			return nil, nil, nil, err
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 
@@ -278,6 +309,10 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 	next.NextAttemptAt = t.NextAttemptAt
 	next.LeaseID, next.LeaseOwner, next.LeaseExpiresAt = "", "", time.Time{}
 	if a := t.Attempt; a != nil {
+		d.counts.attempts.Add(1)
+		if !a.Success() {
+			d.counts.failures.Add(1)
+		}
 		next.Attempts++
 		next.RoundAttempts++
 		next.Claims = 0

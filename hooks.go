@@ -77,8 +77,10 @@ func (d *Dispatcher) startHooks() *hookRunner {
 	return h
 }
 
-// close lets queued hooks run, then stops the goroutine.
-func (h *hookRunner) close() {
+// close lets queued hooks run, then stops the goroutine. If abort closes
+// first (Close's context ended), it returns without waiting: a hook that
+// never returns keeps its goroutine, but never holds up Close.
+func (h *hookRunner) close(abort <-chan struct{}) {
 	h.d.mu.Lock()
 	if h.d.hooks == h {
 		h.d.hooks = nil
@@ -89,7 +91,15 @@ func (h *hookRunner) close() {
 			close(h.ch)
 		}
 	})
-	h.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-abort:
+	}
 }
 
 func (h *hookRunner) call(f func()) {

@@ -105,6 +105,12 @@ type Store interface {
 	// removed.
 	DeleteBefore(ctx context.Context, cutoff time.Time) (int, error)
 
+	// Stats returns the store's counts at time now: deliveries and
+	// endpoints by status, due work (up to MaxDueCount) and the oldest due
+	// time. It must not scan every record: stores keep the counts in the
+	// transactions that change them.
+	Stats(ctx context.Context, now time.Time) (StoreStats, error)
+
 	// Close releases the store's resources. Calls after Close return
 	// ErrClosed.
 	Close() error

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -80,5 +82,42 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	captured.mu.Lock()
+	captured.buf.Write(p)
+	captured.mu.Unlock()
 	return len(p), nil
+}
+
+// captured holds every log line written through Logger in this test
+// binary, so a TestMain can check that no secret was ever logged.
+var captured struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// CapturedLogs returns every log line written through Logger so far.
+func CapturedLogs() string {
+	captured.mu.Lock()
+	defer captured.mu.Unlock()
+	return captured.buf.String()
+}
+
+// urlCredentials matches user:password@ in a URL.
+var urlCredentials = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s"]+:[^/@\s"]*@`)
+
+// LeakedSecrets returns the log lines captured so far that contain a
+// generated secret ("whsec_"), one of the extra strings, or credentials in
+// a URL.
+func LeakedSecrets(extra ...string) []string {
+	var bad []string
+	for _, line := range strings.Split(CapturedLogs(), "\n") {
+		leak := strings.Contains(line, "whsec_") || urlCredentials.MatchString(line)
+		for _, s := range extra {
+			leak = leak || (s != "" && strings.Contains(line, s))
+		}
+		if leak {
+			bad = append(bad, line)
+		}
+	}
+	return bad
 }

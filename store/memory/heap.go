@@ -102,6 +102,7 @@ func dueBefore(a, b *deliveryRec) bool {
 // it out when its status is final. Call it after every change of dr's
 // status, NextAttemptAt or lease.
 func (s *Store) schedule(dr *deliveryRec) {
+	s.count(dr)
 	due, ok := dr.d.DueAt()
 	switch {
 	case !ok:

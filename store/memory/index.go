@@ -37,9 +37,6 @@ func (x *idIndex) removeSet(set map[string]struct{}) {
 	})
 }
 
-// len returns the number of IDs.
-func (x *idIndex) len() int { return len(x.ids) }
-
 // page returns up to p.Size() IDs after p.Cursor that keep accepts (all
 // when keep is nil), and the cursor of the next page: the last ID returned
 // when more matching IDs follow, empty otherwise. The cursor is an ID, so a

@@ -34,6 +34,8 @@ type Store struct {
 	deliveries map[string]*deliveryRec
 	// due holds the endpoints that have claimable deliveries (see heap.go).
 	due endpointHeap
+	// counts holds deliveries by status, kept by count (see stats.go).
+	counts map[convoy.DeliveryStatus]int
 }
 
 var _ convoy.Store = (*Store)(nil)
@@ -71,6 +73,9 @@ type deliveryRec struct {
 	due     time.Time
 	key     dueKey
 	heapIdx int
+	// counted is the status this delivery is counted under in
+	// Store.counts ("" before it is first counted).
+	counted convoy.DeliveryStatus
 }
 
 // New returns an empty Store.
@@ -80,6 +85,7 @@ func New() *Store {
 		endpoints:  make(map[string]*endpointRec),
 		events:     make(map[string]*eventRec),
 		deliveries: make(map[string]*deliveryRec),
+		counts:     make(map[convoy.DeliveryStatus]int),
 	}
 }
 
@@ -287,6 +293,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 // the due index. The caller fixes the app's and events' indexes.
 func (s *Store) removeEndpoint(er *endpointRec) {
 	for _, dID := range er.deliveries.ids {
+		s.uncount(s.deliveries[dID])
 		delete(s.deliveries, dID)
 	}
 	er.queue = nil
@@ -308,6 +315,7 @@ func (s *Store) removeEvent(ar *appRec, evr *eventRec, gone map[*endpointRec]map
 			gone[dr.ep] = set
 		}
 		set[dID] = struct{}{}
+		s.uncount(dr)
 		delete(s.deliveries, dID)
 	}
 	id := evr.ev.ID

@@ -127,6 +127,10 @@ func suite() []group {
 			{"Deliveries", testAliasDelivery},
 			{"Attempts", testAliasAttempt},
 		}},
+		{"Stats", []testCase{
+			{"MatchRecount", testStats},
+			{"DueNowIsBounded", testStatsDueNowIsBounded},
+		}},
 		{"Close", []testCase{
 			{"CallsAfterClose", testClose},
 		}},

@@ -1,0 +1,281 @@
+// Package bolt is a convoy.Store kept in one bbolt file: the durable queue
+// for a single process that must not lose webhooks across restarts.
+//
+// # Layout
+//
+// Each kind of record (apps, endpoints, events, deliveries, attempts) has a
+// bucket keyed by ID; index buckets with composite keys give the other
+// access paths: an app's endpoints and events, an event's deliveries, an
+// endpoint's deliveries by status, an app's idempotency keys, a delivery's
+// attempts by Number, events by creation time, and the due index: one key
+// per claimable delivery (Scheduled or Retry at NextAttemptAt, Processing
+// at LeaseExpiresAt), made of its due time (8 bytes, big-endian) and its
+// ID. Claim walks the due index from its start while the time is not after
+// now, so it costs O(log n + k) whatever the size of the backlog, and
+// NextDue reads its first key. When Claim passes over due entries because
+// their endpoint is at its per-endpoint cap, it parks them: moves them to a
+// list per endpoint, with an index of endpoints by earliest parked time,
+// so later Claims step over a full endpoint in one move and a slow
+// endpoint's backlog does not hide other endpoints' work; once the
+// endpoint has room its parked entries are merged back in due order.
+// Parking writes only when endpoints are full: claiming, recording and
+// releasing otherwise touch the delivery, the due index and a counter. The
+// endpoint index groups the pending statuses in one range for the same
+// reason. A meta bucket holds the schema version, checked on Open.
+//
+// Keys use the IDs' canonical text, so every composite key splits at fixed
+// offsets and sorts like the IDs; times in keys are Unix nanoseconds with
+// the sign bit flipped, clamped to the years 1678 to 2262. Records are
+// encoded by small encode and decode functions (JSON of private structs
+// today), so the format can change behind a schema version.
+//
+// # Group commit
+//
+// All writes go through one committer goroutine, which runs every operation
+// queued at the time (up to Options.MaxBatchSize) in one bbolt transaction:
+// many concurrent callers share one fsync. An operation that fails does not
+// affect the others of its batch: operations check everything before they
+// write, and when one fails after writing the transaction is rolled back
+// and the rest of the batch runs again without it. Reads run in their own
+// read-only transactions, concurrently with the committer.
+//
+// A caller whose context ends while its write waits for the committer gets
+// ctx.Err(); the write may still have happened (if the committer had already
+// taken it) or not. A Claim abandoned that way leaves its deliveries leased
+// until their lease expires, when they are claimable again.
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/convoykit/convoy"
+	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the version of the file layout this package reads and
+// writes. Open refuses a file with any other version.
+const SchemaVersion = 1
+
+// Errors returned by Open, besides those of the convoy package.
+var (
+	// ErrLocked reports that Open could not get the file lock within
+	// Options.Timeout: another Store (in this process or another one) has
+	// the file open.
+	ErrLocked = errors.New("convoy: bolt: database file is locked by another store")
+	// ErrSchemaVersion reports a file written with a schema version this
+	// package does not know (a newer release, or not a convoy file).
+	ErrSchemaVersion = errors.New("convoy: bolt: unsupported schema version")
+)
+
+// Options configures Open. The zero value (or a nil *Options) gives the
+// documented defaults.
+type Options struct {
+	// Timeout is how long Open waits for the exclusive file lock before it
+	// fails with ErrLocked. Zero means 1 second; negative means wait
+	// indefinitely.
+	Timeout time.Duration
+	// FileMode is the permission of a newly created file. Zero means 0600.
+	FileMode os.FileMode
+	// MaxBatchSize caps how many queued write operations the committer runs
+	// in one transaction. Zero means 1024.
+	MaxBatchSize int
+	// MaxClaimSkip bounds how many due deliveries one Claim passes over
+	// (and parks) because their endpoint is at its ClaimRequest.PerEndpoint
+	// cap. Zero means 1024.
+	MaxClaimSkip int
+	// InitialMmapSize is the initial size of bbolt's memory map in bytes
+	// (see bbolt.Options). Zero means bbolt's default.
+	InitialMmapSize int
+}
+
+// Defaults of Options.
+const (
+	// DefaultTimeout is the default Options.Timeout.
+	DefaultTimeout = time.Second
+	// DefaultFileMode is the default Options.FileMode.
+	DefaultFileMode = os.FileMode(0o600)
+	// DefaultMaxBatchSize is the default Options.MaxBatchSize.
+	DefaultMaxBatchSize = 1024
+	// DefaultMaxClaimSkip is the default Options.MaxClaimSkip.
+	DefaultMaxClaimSkip = 1024
+)
+
+func (o *Options) withDefaults() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	switch {
+	case r.Timeout == 0:
+		r.Timeout = DefaultTimeout
+	case r.Timeout < 0:
+		r.Timeout = 0 // bbolt: wait indefinitely
+	}
+	if r.FileMode == 0 {
+		r.FileMode = DefaultFileMode
+	}
+	if r.MaxBatchSize == 0 {
+		r.MaxBatchSize = DefaultMaxBatchSize
+	}
+	if r.MaxClaimSkip == 0 {
+		r.MaxClaimSkip = DefaultMaxClaimSkip
+	}
+	if r.MaxBatchSize < 0 || r.MaxClaimSkip < 0 || r.InitialMmapSize < 0 {
+		return r, fmt.Errorf("%w: bolt: negative option", convoy.ErrInvalidConfig)
+	}
+	return r, nil
+}
+
+// Store is a convoy.Store backed by one bbolt file. It is safe for
+// concurrent use. Open it with Open and release it with Close.
+type Store struct {
+	db   *bbolt.DB
+	opts Options
+
+	mu     sync.Mutex // guards queue and closed
+	queue  []*op
+	closed bool
+
+	closedFlag atomic.Bool   // closed, for reads that do not take mu
+	wake       chan struct{} // a write was queued (capacity 1)
+	quit       chan struct{} // closed by Close
+	stopped    chan struct{} // closed when the committer returns
+}
+
+var _ convoy.Store = (*Store)(nil)
+
+// Open opens (creating it if needed) the store file at path. It fails with
+// ErrLocked when another Store holds the file past opts.Timeout, and with
+// ErrSchemaVersion when the file has an unknown schema version. opts may
+// be nil.
+func Open(path string, opts *Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	db, err := bbolt.Open(path, o.FileMode, &bbolt.Options{
+		Timeout:         o.Timeout,
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: o.InitialMmapSize,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, o.Timeout)
+		}
+		return nil, fmt.Errorf("convoy: bolt: open %s: %w", path, err)
+	}
+	if err := db.Update(initSchema); err != nil {
+		_ = db.Close()
+		if errors.Is(err, ErrSchemaVersion) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("convoy: bolt: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:      db,
+		opts:    o,
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// initSchema creates the buckets of a new file, or checks the schema
+// version of an existing one.
+func initSchema(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bbolt.Bucket) error {
+			empty = false
+			return nil
+		})
+		if !empty {
+			return fmt.Errorf("%w: no schema version in a non-empty file", ErrSchemaVersion)
+		}
+		var err error
+		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+			return err
+		}
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, SchemaVersion)
+		if err := meta.Put(keySchema, v); err != nil {
+			return err
+		}
+	} else {
+		v := meta.Get(keySchema)
+		if len(v) != 8 {
+			return fmt.Errorf("%w: malformed schema version", ErrSchemaVersion)
+		}
+		if n := binary.BigEndian.Uint64(v); n != SchemaVersion {
+			return fmt.Errorf("%w: file has version %d, this package knows %d", ErrSchemaVersion, n, SchemaVersion)
+		}
+	}
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close runs the writes already queued, stops the committer, waits for it
+// and closes the file. Calls after Close, Close included, return an error
+// wrapping convoy.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed()
+	}
+	s.closed = true
+	s.closedFlag.Store(true)
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.stopped
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("convoy: bolt: close: %w", err)
+	}
+	return nil
+}
+
+func errClosed() error {
+	return fmt.Errorf("%w: bolt store", convoy.ErrClosed)
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closedFlag.Load() {
+		return errClosed()
+	}
+	return mapErr(s.db.View(fn))
+}
+
+// mapErr turns bbolt's errors into convoy's; others pass unchanged.
+func mapErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w: bolt store", convoy.ErrClosed)
+	}
+	return err
+}
+
+func notFound(kind, id string) error {
+	return fmt.Errorf("%w: %s %s", convoy.ErrNotFound, kind, id)
+}
+
+func duplicate(kind, id string) error {
+	return fmt.Errorf("%w: %s %s", convoy.ErrDuplicate, kind, id)
+}

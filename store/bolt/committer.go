@@ -1,0 +1,215 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// op is one write operation waiting for the committer.
+type op struct {
+	ctx context.Context
+	// fn does the work inside the batch transaction. It must read and check
+	// everything it needs before its first write, write only through w, and
+	// set its results afresh on every run: a batch may run again after
+	// another operation failed.
+	fn func(w *wtx) error
+
+	// Set by the committer before done is closed.
+	err      error
+	panicked any
+	done     chan struct{}
+}
+
+// wtx is the write transaction of a batch. Writes go through it so the
+// committer knows whether a failing operation wrote anything.
+type wtx struct {
+	*bbolt.Tx
+	dirty bool
+	// counts holds the changes to bucketCounts made by the batch so far,
+	// written once when the batch is done.
+	counts map[string]int64
+}
+
+// count adds delta to the count of key in bucketCounts (see countDelivery
+// and countEndpoint).
+func (w *wtx) count(key string, delta int64) {
+	w.dirty = true
+	if w.counts == nil {
+		w.counts = make(map[string]int64)
+	}
+	w.counts[key] += delta
+}
+
+// flushCounts writes the batch's count changes.
+func (w *wtx) flushCounts() error {
+	b := w.Bucket(bucketCounts)
+	for k, d := range w.counts {
+		if d == 0 {
+			continue
+		}
+		var n int64
+		if v := b.Get([]byte(k)); len(v) == 8 {
+			n = int64(binary.BigEndian.Uint64(v))
+		}
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, uint64(max(n+d, 0)))
+		if err := b.Put([]byte(k), v); err != nil {
+			return fmt.Errorf("convoy: bolt: put in %s: %w", bucketCounts, err)
+		}
+	}
+	return nil
+}
+
+func (w *wtx) put(bucket, k, v []byte) error {
+	w.dirty = true
+	if err := w.Bucket(bucket).Put(k, v); err != nil {
+		return fmt.Errorf("convoy: bolt: put in %s: %w", bucket, err)
+	}
+	return nil
+}
+
+func (w *wtx) del(bucket, k []byte) error {
+	w.dirty = true
+	if err := w.Bucket(bucket).Delete(k); err != nil {
+		return fmt.Errorf("convoy: bolt: delete in %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// errAbort rolls back a batch transaction after an operation failed halfway.
+var errAbort = errors.New("convoy: bolt: batch aborted")
+
+// write queues fn for the committer and waits for its outcome. If ctx ends
+// first it returns ctx.Err(), and fn may or may not have been committed.
+func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed()
+	}
+	s.queue = append(s.queue, o)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		select {
+		case <-o.done:
+		default:
+			return ctx.Err()
+		}
+	}
+	if o.panicked != nil {
+		panic(o.panicked)
+	}
+	return o.err
+}
+
+// commitLoop is the committer goroutine: it runs queued operations in
+// batches until Close, then runs what is left and returns.
+func (s *Store) commitLoop() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.quit:
+			// Close set s.closed under s.mu first, so the queue can only
+			// shrink now.
+			for s.flush() {
+			}
+			return
+		}
+		for s.flush() {
+		}
+	}
+}
+
+// flush runs one batch of queued operations and reports whether there was
+// any.
+func (s *Store) flush() bool {
+	s.mu.Lock()
+	n := min(len(s.queue), s.opts.MaxBatchSize)
+	if n == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	batch := slices.Clone(s.queue[:n])
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	s.mu.Unlock()
+	s.commit(batch)
+	return true
+}
+
+// commit runs batch in one transaction. An operation that fails before
+// writing just reports its error; one that fails (or panics) after writing
+// aborts the transaction, and the others run again without it.
+func (s *Store) commit(batch []*op) {
+	pending := batch[:0]
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			close(o.done)
+			continue
+		}
+		pending = append(pending, o)
+	}
+	for len(pending) > 0 {
+		var bad *op
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			w := &wtx{Tx: tx}
+			for _, name := range appendBuckets {
+				tx.Bucket(name).FillPercent = appendFill
+			}
+			for _, o := range pending {
+				w.dirty = false
+				o.run(w)
+				if (o.err != nil || o.panicked != nil) && w.dirty {
+					bad = o
+					return errAbort
+				}
+			}
+			return w.flushCounts()
+		})
+		if bad != nil {
+			close(bad.done)
+			pending = slices.DeleteFunc(pending, func(o *op) bool { return o == bad })
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("convoy: bolt: commit: %w", mapErr(err))
+		}
+		for _, o := range pending {
+			if err != nil {
+				o.err, o.panicked = err, nil
+			}
+			close(o.done)
+		}
+		return
+	}
+}
+
+// run calls o.fn, catching a panic so the committer survives it; write
+// re-raises it in the caller's goroutine.
+func (o *op) run(w *wtx) {
+	o.err, o.panicked = nil, nil
+	defer func() {
+		if r := recover(); r != nil {
+			o.panicked = r
+		}
+	}()
+	o.err = o.fn(w)
+}

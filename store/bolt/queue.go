@@ -1,0 +1,581 @@
+package bolt
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/convoykit/convoy"
+	bbolt "go.etcd.io/bbolt"
+)
+
+// Claim leases up to req.Limit due deliveries, earliest due first, and
+// returns them Processing under fresh leases. Claims run in the committer,
+// one after the other, so no delivery is handed out twice while its lease
+// is valid.
+//
+// It walks the due index from its first key while the key's time is not
+// after req.Now: O(log n + k) for the k entries examined, however large
+// the backlog that is not due. With req.PerEndpoint set, an entry whose
+// endpoint is at its cap is passed over and parked: moved out of the due
+// index to a per-endpoint list, where later Claims step over the whole
+// endpoint in one move while it is full, and take its entries, in due order
+// with the others, once it is not. One Claim examines at most req.Limit +
+// Options.MaxClaimSkip + 1 entries of the due index and O(req.Limit +
+// Options.MaxClaimSkip + F) entries of the parked lists and their index,
+// where F ≤ len(req.InFlight) counts the full endpoints stepped over; each
+// costs O(log n).
+//
+// req.Limit ≤ 0 claims nothing; req.Lease ≤ 0 is an error wrapping
+// ErrInvalid.
+func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	if req.Lease <= 0 {
+		return nil, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
+	}
+	if req.Limit <= 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if s.closedFlag.Load() {
+			return nil, errClosed()
+		}
+		return nil, nil
+	}
+	req.InFlight = maps.Clone(req.InFlight)
+	maxSkip := s.opts.MaxClaimSkip
+	var out []*convoy.Delivery
+	err := s.write(ctx, func(w *wtx) error {
+		out = nil
+		picks, parks := pickDue(w.Tx, req, maxSkip)
+
+		type claim struct {
+			old, d *convoy.Delivery
+			enc    []byte
+		}
+		claims := make([]claim, 0, len(picks))
+		for _, p := range picks {
+			old, err := getDelivery(w.Tx, string(p.key[timeLen:]))
+			if err != nil {
+				return err
+			}
+			due, ok := old.DueAt()
+			if !ok || !bytes.Equal(p.key, dueKey(due, old.ID)) || old.EndpointID != p.ep {
+				return fmt.Errorf("convoy: bolt: due index out of step with delivery %s", old.ID)
+			}
+			if due.After(req.Now) {
+				continue // only when both times are clamped in the key
+			}
+			d := old.Clone()
+			d.Status = convoy.DeliveryProcessing
+			d.LeaseOwner = req.Owner
+			d.LeaseID = convoy.NewID()
+			d.LeaseExpiresAt = req.Now.Add(req.Lease)
+			d.Claims++
+			d.UpdatedAt = req.Now
+			enc, err := encodeDelivery(d)
+			if err != nil {
+				return err
+			}
+			claims = append(claims, claim{old, d, enc})
+		}
+
+		// Writes only from here on.
+		for _, p := range parks {
+			if err := park(w, p.ep, p.key); err != nil {
+				return err
+			}
+		}
+		out = make([]*convoy.Delivery, 0, len(claims))
+		for _, cl := range claims {
+			if err := putDelivery(w, cl.old, cl.d, cl.enc); err != nil {
+				return err
+			}
+			out = append(out, cl.d.Clone())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// duePick is an entry Claim chose: its due-index key (time + delivery ID,
+// copied out of the transaction's memory) and its endpoint.
+type duePick struct {
+	key []byte
+	ep  string
+}
+
+// dueStream is one source of due entries merged by Claim: the due index,
+// or the parked entries of one endpoint.
+type dueStream struct {
+	c      *bbolt.Cursor
+	parked []byte // the endpoint ID for parked entries, nil for the due index
+	k, v   []byte // the current entry
+}
+
+// key returns the current entry as a due-index key: time + delivery ID.
+func (s *dueStream) key() []byte { return s.k[len(s.parked):] }
+
+func (s *dueStream) endpoint() string {
+	if s.parked != nil {
+		return string(s.parked)
+	}
+	return string(s.v)
+}
+
+// next moves to the following entry and reports whether it is due by
+// nowKey.
+func (s *dueStream) next(nowKey []byte) bool {
+	s.k, s.v = s.c.Next()
+	return s.valid(nowKey)
+}
+
+func (s *dueStream) valid(nowKey []byte) bool {
+	return hasPrefix(s.k, s.parked) && len(s.k) >= len(s.parked)+timeLen &&
+		bytes.Compare(s.key()[:timeLen], nowKey) <= 0
+}
+
+// streamHeap orders streams by their current entry's time, then delivery
+// ID.
+type streamHeap []*dueStream
+
+func (h streamHeap) Len() int           { return len(h) }
+func (h streamHeap) Less(i, j int) bool { return bytes.Compare(h[i].key(), h[j].key()) < 0 }
+func (h streamHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *streamHeap) Push(x any)        { *h = append(*h, x.(*dueStream)) }
+func (h *streamHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// pickDue chooses the deliveries a Claim takes: up to req.Limit entries due
+// by req.Now, earliest first, from the due index merged with the parked
+// entries of the endpoints that are not full, taking no more from an
+// endpoint than req.PerEndpoint - req.InFlight[endpoint] when PerEndpoint
+// is set. It also returns the due-index entries it passed over because
+// their endpoint was full (at most maxSkip), for Claim to park. It only
+// reads.
+func pickDue(tx *bbolt.Tx, req convoy.ClaimRequest, maxSkip int) (picks, parks []duePick) {
+	nowKey := timeKey(req.Now)
+	taken := make(map[string]int)
+	full := func(ep string) bool {
+		return req.PerEndpoint > 0 && req.InFlight[ep]+taken[ep] >= req.PerEndpoint
+	}
+	var h streamHeap
+	due := &dueStream{c: tx.Bucket(bucketDue).Cursor()}
+	if due.k, due.v = due.c.First(); due.valid(nowKey) {
+		heap.Push(&h, due)
+	}
+	parked := tx.Bucket(bucketParked)
+	heads := tx.Bucket(bucketParkedHeads).Cursor()
+	hk, _ := heads.First()
+	for len(picks) < req.Limit {
+		// Open the parked entries of the next endpoint by earliest parked
+		// time when they come strictly before the best stream open. Heads
+		// are walked in time order, so this opens one endpoint per step at
+		// most, besides the full ones stepped over.
+		for hk != nil && bytes.Compare(hk[:timeLen], nowKey) <= 0 &&
+			(len(h) == 0 || bytes.Compare(hk[:timeLen], h[0].key()[:timeLen]) < 0) {
+			ep := clone(hk[timeLen:])
+			hk, _ = heads.Next()
+			if full(string(ep)) {
+				continue
+			}
+			st := &dueStream{c: parked.Cursor(), parked: ep}
+			if st.k, st.v = st.c.Seek(ep); st.valid(nowKey) {
+				heap.Push(&h, st)
+			}
+		}
+		if len(h) == 0 {
+			break
+		}
+		st := h[0]
+		ep := st.endpoint()
+		switch {
+		case !full(ep):
+			picks = append(picks, duePick{key: clone(st.key()), ep: ep})
+			taken[ep]++
+			if st.parked != nil && full(ep) {
+				heap.Pop(&h)
+				continue
+			}
+		case st.parked != nil:
+			heap.Pop(&h)
+			continue
+		default:
+			parks = append(parks, duePick{key: clone(st.key()), ep: ep})
+			if len(parks) >= maxSkip {
+				heap.Pop(&h) // stop walking the due index
+				continue
+			}
+		}
+		if st.next(nowKey) {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return picks, parks
+}
+
+// Record ends a claim in one transaction: it stores t.Attempt (if any),
+// moves the delivery to t.Status, applies t.UpdateHealth and
+// t.EndpointStatus to the endpoint, and returns the endpoint's status
+// before and after. With an attempt it increments Attempts and
+// RoundAttempts and resets Claims; a failed attempt sets LastError. The
+// lease is cleared. Errors: ErrLeaseLost if the delivery is not Processing
+// under t.LeaseID, ErrNotFound if it is missing, ErrInvalidStatus for a
+// Status other than Success, Retry, Failure and Discarded or an
+// EndpointStatus result that is not a valid status, ErrInvalid for an
+// attempt that does not validate or belongs to another delivery,
+// ErrDuplicate if the delivery already has this attempt (same Number and
+// ID). Nothing is changed on error.
+//
+// t.EndpointStatus runs on the committer goroutine inside the batch
+// transaction, and runs again if the batch is retried after another
+// operation failed, so it must be quick and pure, as the contract asks.
+func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordResult, error) {
+	if err := convoy.ValidateID("delivery ID", t.DeliveryID); err != nil {
+		return convoy.RecordResult{}, err
+	}
+	switch t.Status {
+	case convoy.DeliverySuccess, convoy.DeliveryRetry, convoy.DeliveryFailure, convoy.DeliveryDiscarded:
+	default:
+		return convoy.RecordResult{}, fmt.Errorf("%w: cannot record delivery status %q", convoy.ErrInvalidStatus, t.Status)
+	}
+	var attEnc []byte
+	if t.Attempt != nil {
+		if err := t.Attempt.Validate(); err != nil {
+			return convoy.RecordResult{}, err
+		}
+		if t.Attempt.DeliveryID != t.DeliveryID {
+			return convoy.RecordResult{}, fmt.Errorf("%w: attempt of delivery %s recorded for %s", convoy.ErrInvalid, t.Attempt.DeliveryID, t.DeliveryID)
+		}
+		t.Attempt = t.Attempt.Clone()
+		var err error
+		if attEnc, err = encodeAttempt(t.Attempt); err != nil {
+			return convoy.RecordResult{}, err
+		}
+	}
+	var res convoy.RecordResult
+	err := s.write(ctx, func(w *wtx) error {
+		res = convoy.RecordResult{}
+		old, err := getDelivery(w.Tx, t.DeliveryID)
+		if err != nil {
+			return err
+		}
+		if old.Status != convoy.DeliveryProcessing || t.LeaseID == "" || old.LeaseID != t.LeaseID {
+			return fmt.Errorf("%w: delivery %s", convoy.ErrLeaseLost, t.DeliveryID)
+		}
+		var attKey []byte
+		if t.Attempt != nil {
+			attKey = attemptKey(t.DeliveryID, t.Attempt.Number, t.Attempt.ID)
+			if w.Bucket(bucketAttempts).Get(attKey) != nil {
+				return duplicate("attempt", t.Attempt.ID)
+			}
+		}
+		ep, err := getEndpoint(w.Tx, old.EndpointID)
+		if err != nil {
+			return err
+		}
+
+		d := old.Clone()
+		d.Status = t.Status
+		if t.Status == convoy.DeliveryRetry {
+			d.NextAttemptAt = t.NextAttemptAt
+		}
+		d.LeaseID, d.LeaseOwner, d.LeaseExpiresAt = "", "", time.Time{}
+		d.UpdatedAt = t.Now
+		if a := t.Attempt; a != nil {
+			d.Attempts++
+			d.RoundAttempts++
+			d.Claims = 0
+			if !a.Success() {
+				d.LastError = a.Error
+				if d.LastError == "" {
+					d.LastError = "HTTP " + strconv.Itoa(a.StatusCode)
+				}
+			}
+		}
+		dEnc, err := encodeDelivery(d)
+		if err != nil {
+			return err
+		}
+
+		res.EndpointBefore = ep.Status
+		t.UpdateHealth(&ep.Health)
+		if t.EndpointStatus != nil {
+			st := t.EndpointStatus(*ep.Clone())
+			if !st.Valid() {
+				return fmt.Errorf("%w: endpoint status %q", convoy.ErrInvalidStatus, st)
+			}
+			ep.Status = st
+		}
+		res.EndpointAfter = ep.Status
+		epEnc, err := encodeEndpoint(ep)
+		if err != nil {
+			return err
+		}
+
+		// Writes only from here on.
+		if attKey != nil {
+			if err := w.put(bucketAttempts, attKey, attEnc); err != nil {
+				return err
+			}
+		}
+		if err := putDelivery(w, old, d, dEnc); err != nil {
+			return err
+		}
+		if res.EndpointBefore != res.EndpointAfter {
+			w.count(countEndpoint+string(res.EndpointBefore), -1)
+			w.count(countEndpoint+string(res.EndpointAfter), 1)
+		}
+		return w.put(bucketEndpoints, []byte(ep.ID), epEnc)
+	})
+	if err != nil {
+		return convoy.RecordResult{}, err
+	}
+	return res, nil
+}
+
+// Release gives a claimed delivery back without an attempt: it returns to
+// Scheduled (Retry if it has attempts) with NextAttemptAt unchanged, its
+// lease cleared and Claims decremented. ErrLeaseLost if the delivery is not
+// Processing under leaseID, ErrNotFound if it is missing.
+func (s *Store) Release(ctx context.Context, deliveryID, leaseID string) error {
+	if err := convoy.ValidateID("delivery ID", deliveryID); err != nil {
+		return err
+	}
+	return s.write(ctx, func(w *wtx) error {
+		old, err := getDelivery(w.Tx, deliveryID)
+		if err != nil {
+			return err
+		}
+		if old.Status != convoy.DeliveryProcessing || leaseID == "" || old.LeaseID != leaseID {
+			return fmt.Errorf("%w: delivery %s", convoy.ErrLeaseLost, deliveryID)
+		}
+		d := old.Clone()
+		d.Status = convoy.DeliveryScheduled
+		if d.Attempts > 0 {
+			d.Status = convoy.DeliveryRetry
+		}
+		d.LeaseID, d.LeaseOwner, d.LeaseExpiresAt = "", "", time.Time{}
+		if d.Claims > 0 {
+			d.Claims--
+		}
+		enc, err := encodeDelivery(d)
+		if err != nil {
+			return err
+		}
+		return putDelivery(w, old, d, enc)
+	})
+}
+
+// NextDue returns when the earliest pending delivery becomes claimable;
+// ok is false when nothing is pending. It reads the first key of the due
+// index and of the parked entries' heads.
+func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
+		d, err := firstDue(tx)
+		if d != nil {
+			t, ok = d.DueAt()
+		}
+		return err
+	})
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return t, ok, nil
+}
+
+// firstDue returns the pending delivery due first, or nil.
+func firstDue(tx *bbolt.Tx) (*convoy.Delivery, error) {
+	k, _ := tx.Bucket(bucketDue).Cursor().First()
+	if hk, _ := tx.Bucket(bucketParkedHeads).Cursor().First(); hk != nil &&
+		(k == nil || bytes.Compare(hk[:timeLen], k[:timeLen]) < 0) {
+		ep := hk[timeLen:]
+		if k, _ = tx.Bucket(bucketParked).Cursor().Seek(ep); !hasPrefix(k, ep) {
+			return nil, fmt.Errorf("convoy: bolt: parked entries out of step for endpoint %s", ep)
+		}
+		k = k[len(ep):]
+	}
+	if k == nil {
+		return nil, nil
+	}
+	return getDelivery(tx, string(k[timeLen:]))
+}
+
+// Requeue moves matching Failure or Discarded deliveries back to
+// Scheduled, due at r.Now, with RoundAttempts and Claims reset, and returns
+// how many moved. A named delivery is moved if it is Failure or Discarded,
+// whatever r.Statuses and the creation bounds say. With an EndpointID it
+// walks only the endpoint's index ranges of the requested statuses.
+// Errors: ErrNotFound for a missing delivery or endpoint, ErrInvalidStatus
+// for a requested status other than Failure and Discarded or a named
+// delivery in another state, ErrInvalid when r names neither a delivery
+// nor an endpoint or names one with a malformed ID.
+func (s *Store) Requeue(ctx context.Context, r convoy.RequeueRequest) (int, error) {
+	statuses := slices.Clone(r.Statuses)
+	for _, st := range statuses {
+		if st != convoy.DeliveryFailure && st != convoy.DeliveryDiscarded {
+			return 0, fmt.Errorf("%w: cannot re-send %q deliveries", convoy.ErrInvalidStatus, st)
+		}
+	}
+	if len(statuses) == 0 {
+		statuses = []convoy.DeliveryStatus{convoy.DeliveryDiscarded}
+	}
+	slices.Sort(statuses)
+	statuses = slices.Compact(statuses)
+	switch {
+	case r.DeliveryID != "":
+		if err := convoy.ValidateID("delivery ID", r.DeliveryID); err != nil {
+			return 0, err
+		}
+	case r.EndpointID != "":
+		if err := convoy.ValidateID("endpoint ID", r.EndpointID); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, fmt.Errorf("%w: requeue needs a DeliveryID or an EndpointID", convoy.ErrInvalid)
+	}
+	inRange := func(d *convoy.Delivery) bool {
+		return (r.CreatedFrom.IsZero() || !d.CreatedAt.Before(r.CreatedFrom)) &&
+			(r.CreatedTo.IsZero() || d.CreatedAt.Before(r.CreatedTo))
+	}
+	requeue := func(w *wtx, old *convoy.Delivery) error {
+		d := old.Clone()
+		d.Status = convoy.DeliveryScheduled
+		d.NextAttemptAt = r.Now
+		d.RoundAttempts, d.Claims = 0, 0
+		d.LeaseID, d.LeaseOwner, d.LeaseExpiresAt = "", "", time.Time{}
+		d.UpdatedAt = r.Now
+		enc, err := encodeDelivery(d)
+		if err != nil {
+			return err
+		}
+		return putDelivery(w, old, d, enc)
+	}
+	var n int
+	err := s.write(ctx, func(w *wtx) error {
+		n = 0
+		if r.DeliveryID != "" {
+			d, err := getDelivery(w.Tx, r.DeliveryID)
+			if err != nil {
+				return err
+			}
+			if d.Status != convoy.DeliveryFailure && d.Status != convoy.DeliveryDiscarded {
+				return fmt.Errorf("%w: cannot re-send a %s delivery", convoy.ErrInvalidStatus, d.Status)
+			}
+			n = 1
+			return requeue(w, d)
+		}
+		if !has(w.Tx, bucketEndpoints, r.EndpointID) {
+			return notFound("endpoint", r.EndpointID)
+		}
+		for _, st := range statuses {
+			prefix := join([]byte(r.EndpointID), []byte{statusClass(st)})
+			pos := prefix
+			for {
+				// Re-seek after every write, as bbolt requires; a moved
+				// delivery leaves this range, one out of range stays and
+				// is stepped over.
+				k, _ := w.Bucket(bucketEndpointDeliveries).Cursor().Seek(pos)
+				if !hasPrefix(k, prefix) {
+					break
+				}
+				pos = successor(k)
+				d, err := getDelivery(w.Tx, string(k[len(prefix):]))
+				if err != nil {
+					return err
+				}
+				if d.Status != st || !inRange(d) {
+					continue
+				}
+				if err := requeue(w, d); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// DeleteBefore removes, in one transaction, the events created before
+// cutoff with their deliveries and attempts, except events that still have
+// a delivery Scheduled, Processing or Retry. It walks the creation-time
+// index from its start, so it reads only events older than cutoff (and
+// their deliveries). It returns how many events it removed. Other writes
+// wait while it runs, so remove a large backlog with successive cutoffs.
+func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time) (int, error) {
+	cutKey := timeKey(cutoff)
+	var n int
+	err := s.write(ctx, func(w *wtx) error {
+		n = 0
+		var pos []byte
+		for {
+			c := w.Bucket(bucketEventCreated).Cursor()
+			var k []byte
+			if pos == nil {
+				k, _ = c.First()
+			} else {
+				k, _ = c.Seek(pos)
+			}
+			if k == nil || bytes.Compare(k[:timeLen], cutKey) > 0 {
+				return nil
+			}
+			pos = successor(k)
+			ev, err := getEvent(w.Tx, string(k[timeLen:]))
+			if err != nil {
+				return err
+			}
+			if !ev.CreatedAt.Before(cutoff) {
+				continue
+			}
+			pending, err := hasPending(w.Tx, ev.ID)
+			if err != nil {
+				return err
+			}
+			if pending {
+				continue
+			}
+			if err := deleteEvent(w, ev); err != nil {
+				return err
+			}
+			n++
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// hasPending reports whether an event has a delivery that is not final.
+func hasPending(tx *bbolt.Tx, eventID string) (bool, error) {
+	prefix := []byte(eventID)
+	c := tx.Bucket(bucketEventDeliveries).Cursor()
+	for k, _ := c.Seek(prefix); hasPrefix(k, prefix); k, _ = c.Next() {
+		d, err := getDelivery(tx, string(k[idLen:]))
+		if err != nil {
+			return false, err
+		}
+		if !d.Status.Final() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
