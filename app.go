@@ -136,6 +136,7 @@ func (d *Dispatcher) UpdateApp(ctx context.Context, app App) (*App, error) {
 	if err := d.store.UpdateApp(ctx, cur); err != nil {
 		return nil, err
 	}
+	d.cache.forgetApp(cur.ID)
 	return cur, nil
 }
 
@@ -163,6 +164,7 @@ func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret S
 	if err := d.store.UpdateApp(ctx, cur); err != nil {
 		return nil, err
 	}
+	d.cache.forgetApp(appID)
 	return cur, nil
 }
 
@@ -172,6 +174,7 @@ func (d *Dispatcher) DeleteApp(ctx context.Context, id string) error {
 	if err := ValidateID("appID", id); err != nil {
 		return err
 	}
+	defer d.cache.forgetApp(id)
 	return d.store.DeleteApp(ctx, id)
 }
 

@@ -285,6 +285,7 @@ type Dispatcher struct {
 	done     chan struct{} // closed when the scheduler and workers are gone
 	hooks    *hookRunner   // set while running
 	counts   counters
+	cache    settingsCache
 }
 
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
@@ -313,7 +314,7 @@ func (d *Dispatcher) newHTTPClient() *http.Client {
 	if c := d.cfg.HTTPClient; c != nil {
 		cc := *c
 		cc.CheckRedirect = noRedirect
-		cc.Timeout = d.cfg.Timeout
+		cc.Timeout = 0 // each attempt's context carries Timeout
 		return &cc
 	}
 	tr := ssrf.NewTransport(ssrf.TransportOptions{
@@ -322,7 +323,9 @@ func (d *Dispatcher) newHTTPClient() *http.Client {
 		ResponseHeaderTimeout: d.cfg.Timeout,
 		MaxIdleConnsPerHost:   d.cfg.PerEndpoint,
 	})
-	return &http.Client{Transport: tr, CheckRedirect: noRedirect, Timeout: d.cfg.Timeout}
+	// No Client.Timeout: each attempt's context carries Timeout, from dial
+	// to the last byte of the body.
+	return &http.Client{Transport: tr, CheckRedirect: noRedirect}
 }
 
 // Start begins delivering: it checks that the store answers, then starts

@@ -412,6 +412,7 @@ func (d *Dispatcher) UpdateEndpoint(ctx context.Context, ep Endpoint) (*Endpoint
 	if err := d.store.UpdateEndpoint(ctx, e); err != nil {
 		return nil, err
 	}
+	d.cache.forgetEndpoint(e.ID)
 	if e.Status != cur.Status {
 		d.statusChanged(ctx, e, cur.Status, ReasonManual, now)
 	}
@@ -445,6 +446,7 @@ func (d *Dispatcher) setStatus(ctx context.Context, id string, status EndpointSt
 	if err := d.store.UpdateEndpoint(ctx, cur); err != nil {
 		return nil, err
 	}
+	d.cache.forgetEndpoint(id)
 	d.statusChanged(ctx, cur, before, reason, now)
 	return cur, nil
 }
@@ -482,6 +484,7 @@ func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret
 	if err := d.store.UpdateEndpoint(ctx, cur); err != nil {
 		return nil, err
 	}
+	d.cache.forgetEndpoint(id)
 	return cur, nil
 }
 
@@ -491,6 +494,7 @@ func (d *Dispatcher) RemoveEndpoint(ctx context.Context, id string) error {
 	if err := ValidateID("endpointID", id); err != nil {
 		return err
 	}
+	defer d.cache.forgetEndpoint(id)
 	return d.store.DeleteEndpoint(ctx, id)
 }
 

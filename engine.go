@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// claimCoalesce is the longest the scheduler waits for more free workers
+// before claiming for the few it has.
+const claimCoalesce = time.Millisecond
+
 // run owns the scheduler and the worker pool; it returns when both are
 // gone. runCtx stops claiming; workCtx cancels attempts in flight.
 func (d *Dispatcher) run(runCtx, workCtx context.Context) {
@@ -17,13 +21,14 @@ func (d *Dispatcher) run(runCtx, workCtx context.Context) {
 	defer hooks.close(workCtx.Done())
 
 	jobs := make(chan *Delivery)
+	rec := &recorder{d: d, hooks: hooks, slots: make(chan struct{}, d.cfg.Workers)}
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for dl := range jobs {
-				d.deliver(workCtx, hooks, dl)
+				d.deliver(workCtx, rec, dl)
 				d.release(dl.EndpointID)
 			}
 		}()
@@ -31,14 +36,64 @@ func (d *Dispatcher) run(runCtx, workCtx context.Context) {
 	d.schedule(runCtx, jobs)
 	close(jobs)
 	wg.Wait()
+	rec.wg.Wait()
+}
+
+// recorder stores the results of attempts off the workers: a worker hands
+// its transition over and takes the next delivery while the store commits
+// (with bolt, an fsync shared by the whole batch). The delivery keeps its
+// lease until the record lands, so nothing can claim it meanwhile. At most
+// Workers records wait at once; past that, workers wait too.
+type recorder struct {
+	d     *Dispatcher
+	hooks *hookRunner
+	slots chan struct{}
+	wg    sync.WaitGroup
+}
+
+func (r *recorder) record(ctx context.Context, dl *Delivery, ep *Endpoint, t Transition) {
+	r.slots <- struct{}{}
+	r.wg.Add(1)
+	go func() {
+		defer func() {
+			<-r.slots
+			r.wg.Done()
+		}()
+		r.d.record(ctx, r.hooks, dl, ep, t)
+	}()
 }
 
 // schedule claims due work while there is free capacity and sleeps until
 // the next due time, a Send, a finished attempt or the poll interval.
 func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
 	var errWait time.Duration
+	batch := max(1, d.cfg.Workers/8)
+	coalesce := time.NewTimer(0)
+	defer coalesce.Stop()
+	var coalesceUntil time.Time
 	for ctx.Err() == nil {
 		free, inFlight := d.capacity()
+		// While most workers are busy, let a few more finish so that one
+		// claim (one store transaction) serves several of them; wait at
+		// most claimCoalesce for that.
+		if free > 0 && free < batch && free < d.cfg.Workers {
+			if coalesceUntil.IsZero() {
+				coalesceUntil = time.Now().Add(claimCoalesce)
+			}
+			if wait := time.Until(coalesceUntil); wait > 0 {
+				coalesce.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-d.wake:
+				case <-coalesce.C:
+				}
+				coalesce.Stop()
+				continue
+			}
+		}
+		coalesceUntil = time.Time{}
+		now := d.clock.Now()
 		if free > 0 {
 			// Not ctx: a claim cut short by Close may still have leased
 			// deliveries (a store cannot always tell), which would then sit
@@ -46,7 +101,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
 			// its deliveries to workers, which attempt or release them.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			ds, err := d.store.Claim(cctx, ClaimRequest{
-				Now:         d.clock.Now(),
+				Now:         now,
 				Limit:       free,
 				Owner:       d.owner,
 				Lease:       d.cfg.Lease,
@@ -75,25 +130,32 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
 				continue // there may be more due work
 			}
 		}
-		d.sleep(ctx, free > 0)
+		d.sleep(ctx, free > 0, now)
 	}
 }
 
 // sleep waits for a wake-up, the next due time (when there is capacity to
-// use it) or the poll interval.
-func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool) {
+// use it) or the poll interval, counted from since, the time the claim
+// looked at.
+func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool, since time.Time) {
 	wait := d.cfg.PollInterval
 	if haveCapacity {
 		if next, ok, err := d.store.NextDue(ctx); err == nil && ok {
 			// A due time already past means work is due but blocked by
 			// per-endpoint caps: a finished attempt will wake us.
-			if dt := next.Sub(d.clock.Now()); dt > 0 && dt < wait {
+			if dt := next.Sub(since); dt > 0 && dt < wait {
 				wait = dt
 			}
 		}
 	}
 	t := d.clock.NewTimer(wait)
 	defer t.Stop()
+	// The timer counts from when it was armed. If the clock passed
+	// since+wait in the meantime (a slow store, or a test moving a fake
+	// clock), what we meant to wake for is due already: look again now.
+	if d.clock.Now().Sub(since) >= wait {
+		return
+	}
 	select {
 	case <-ctx.Done():
 	case <-d.wake:
@@ -130,7 +192,7 @@ func (d *Dispatcher) release(endpointID string) {
 
 // deliver runs one claimed delivery to its end: exactly one Record or
 // Release.
-func (d *Dispatcher) deliver(ctx context.Context, hooks *hookRunner, dl *Delivery) {
+func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, dl *Delivery) {
 	ep, app, ev, err := d.loadRetrying(ctx, dl)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -169,7 +231,7 @@ func (d *Dispatcher) deliver(ctx context.Context, hooks *hookRunner, dl *Deliver
 		t.Now, t.Attempt = now, a
 		d.decide(&t, dl, ep, out, now)
 	}
-	d.record(ctx, hooks, dl, ep, t)
+	rec.record(ctx, dl, ep, t)
 }
 
 // decide fills in the delivery's next state and the endpoint rule after an
@@ -247,16 +309,24 @@ func (d *Dispatcher) loadRetrying(ctx context.Context, dl *Delivery) (*Endpoint,
 	}
 }
 
-// load reads what an attempt needs. Reads go to the store each time so a
-// change of URL, status or secret applies to the next attempt.
+// load reads what an attempt needs: the event from the store, the endpoint
+// and app through the settings cache (see settingsTTL).
 func (d *Dispatcher) load(ctx context.Context, dl *Delivery) (*Endpoint, *App, *Event, error) {
-	ep, err := d.store.GetEndpoint(ctx, dl.EndpointID)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("convoy: load endpoint: %w", err)
+	ep := d.cache.endpoint(dl.EndpointID)
+	if ep == nil {
+		var err error
+		if ep, err = d.store.GetEndpoint(ctx, dl.EndpointID); err != nil {
+			return nil, nil, nil, fmt.Errorf("convoy: load endpoint: %w", err)
+		}
+		d.cache.putEndpoint(ep)
 	}
-	app, err := d.store.GetApp(ctx, dl.AppID)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("convoy: load app: %w", err)
+	app := d.cache.app(dl.AppID)
+	if app == nil {
+		var err error
+		if app, err = d.store.GetApp(ctx, dl.AppID); err != nil {
+			return nil, nil, nil, fmt.Errorf("convoy: load app: %w", err)
+		}
+		d.cache.putApp(app)
 	}
 	ev, err := d.store.GetEvent(ctx, dl.EventID)
 	if err != nil {
@@ -337,6 +407,7 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 	}
 	hooks.attempt(AttemptEvent{Delivery: next, Attempt: t.Attempt})
 	if res.EndpointBefore != res.EndpointAfter {
+		d.cache.forgetEndpoint(ep.ID)
 		reason := ReasonRecovered
 		switch {
 		case res.EndpointAfter == EndpointInactive && t.Attempt != nil && t.Attempt.StatusCode == 410:
