@@ -38,11 +38,15 @@ const (
 // EndpointStatusEvent is passed to Config.OnEndpointStatus after an
 // endpoint's status changed.
 type EndpointStatusEvent struct {
+	// EndpointID and AppID name the endpoint and its app.
 	EndpointID string
 	AppID      string
-	From, To   EndpointStatus
-	Reason     StatusReason
-	At         time.Time
+	// From and To are the status before and after the change.
+	From, To EndpointStatus
+	// Reason says why it changed.
+	Reason StatusReason
+	// At is when it changed, by the dispatcher's clock.
+	At time.Time
 }
 
 // hookQueue bounds the events waiting for slow hooks; past it, events are

@@ -40,6 +40,7 @@ const (
 // ExponentialRetry or ScheduleRetry. A RetryPolicy is a value; it is safe
 // for concurrent use.
 type RetryPolicy struct {
+	// Kind is the shape: linear, exponential or schedule.
 	Kind RetryKind
 	// Interval is the linear wait, or the first exponential wait.
 	Interval time.Duration

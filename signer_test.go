@@ -18,16 +18,16 @@ import (
 const (
 	// specSecret, specMsgID, specTimestamp, specBody and specSignature are
 	// the example of the Standard Webhooks specification.
-	specSecret    SecretValue = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	specMsgID                 = "msg_p5jXN8AQM9LWM0D4loKWxJek"
-	specTimestamp             = 1614265330
-	specBody                  = `{"test": 2432232314}`
-	specSignature             = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	specSecret    = SecretValue("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	specMsgID     = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+	specTimestamp = 1614265330
+	specBody      = `{"test": 2432232314}`
+	specSignature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 	// testSecretOld and testSecretNew are whsec_ secrets of 32 bytes
 	// (0x00..0x1f and 0x64..0x83), usable by every scheme.
-	testSecretOld SecretValue = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-	testSecretNew SecretValue = "whsec_ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM="
+	testSecretOld = SecretValue("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	testSecretNew = SecretValue("whsec_ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM=")
 	// testSecretOther is a secret nobody signs with.
 	testSecretOther SecretValue = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )

@@ -173,6 +173,7 @@ type ClaimRequest struct {
 
 // Transition ends a claim with exactly one store call (see Store.Record).
 type Transition struct {
+	// DeliveryID names the claimed delivery.
 	DeliveryID string
 	// LeaseID is the lease the caller holds, from the claimed Delivery.
 	LeaseID string

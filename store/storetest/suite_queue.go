@@ -546,8 +546,9 @@ func testRelease(t *testing.T, s convoy.Store) {
 	tr := transition(c, t0, convoy.DeliveryRetry, 500)
 	tr.NextAttemptAt = t0.Add(time.Hour)
 	e.record(tr)
-	c = e.claimOne(tr.NextAttemptAt)
-	c = e.claimOne(tr.NextAttemptAt.Add(lease)) // Claims 2
+	first := e.claimOne(tr.NextAttemptAt)
+	c = e.claimOne(tr.NextAttemptAt.Add(lease)) // Claims 2: the lease expired
+	require.NotEqual(t, first.LeaseID, c.LeaseID)
 	require.NoError(t, s.Release(e.ctx, c.ID, c.LeaseID))
 	got = e.get(d.ID)
 	require.Equal(t, convoy.DeliveryRetry, got.Status)
