@@ -227,6 +227,12 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, dl *Delivery) {
 			d.releaseLease(dl)
 			return
 		}
+		// Counted before the record lands, so a Stats that sees the new
+		// status has counted its attempt.
+		d.counts.attempts.Add(1)
+		if !a.Success() {
+			d.counts.failures.Add(1)
+		}
 		now = d.clock.Now()
 		t.Now, t.Attempt = now, a
 		d.decide(&t, dl, ep, out, now)
@@ -379,10 +385,6 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 	next.NextAttemptAt = t.NextAttemptAt
 	next.LeaseID, next.LeaseOwner, next.LeaseExpiresAt = "", "", time.Time{}
 	if a := t.Attempt; a != nil {
-		d.counts.attempts.Add(1)
-		if !a.Success() {
-			d.counts.failures.Add(1)
-		}
 		next.Attempts++
 		next.RoundAttempts++
 		next.Claims = 0
