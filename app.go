@@ -61,6 +61,9 @@ func (a *App) Validate() error {
 	if err := validateSecrets("app.Secrets", a.Secrets); err != nil {
 		return err
 	}
+	if err := checkSchemeSecrets("app.Secrets", a.Signing.Scheme, a.Secrets); err != nil {
+		return err
+	}
 	return a.Signing.Validate()
 }
 
@@ -144,6 +147,12 @@ func (d *Dispatcher) UpdateApp(ctx context.Context, app App) (*App, error) {
 // crypto/rand when secret is empty) and keeps the current ones signing for
 // keepOld more, so receivers can switch without losing a request; with
 // keepOld zero the old secrets stop at once. It returns the app as stored.
+//
+// Convoy advanced and Standard Webhooks carry one signature per live
+// secret, so receivers holding either secret verify during the overlap.
+// Convoy simple has room for one signature only: it signs with the newest
+// secret, so its receivers must try both secrets during the overlap (a
+// Verifier with both in Secrets does).
 func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret SecretValue, keepOld time.Duration) (*App, error) {
 	if err := ValidateID("appID", appID); err != nil {
 		return nil, err

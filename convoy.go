@@ -330,7 +330,8 @@ func (d *Dispatcher) newHTTPClient() *http.Client {
 
 // Start begins delivering: it checks that the store answers, then starts
 // the scheduler and the worker pool. ctx bounds only the start-up check;
-// the dispatcher runs until Close. Calling Start twice is an error.
+// the dispatcher runs until Close. A second call returns ErrStarted, a
+// call after Close ErrClosed.
 func (d *Dispatcher) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -338,7 +339,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return ErrClosed
 	}
 	if d.started {
-		return fmt.Errorf("convoy: dispatcher already started")
+		return ErrStarted
 	}
 	if _, _, err := d.store.NextDue(ctx); err != nil {
 		return fmt.Errorf("convoy: start: %w", err)

@@ -171,6 +171,9 @@ func (e *Endpoint) Validate() error {
 	if err := validateSecrets("endpoint.Secrets", e.Secrets); err != nil {
 		return err
 	}
+	if err := checkSchemeSecrets("endpoint.Secrets", e.Signing.Scheme, e.Secrets); err != nil {
+		return err
+	}
 	if err := e.Signing.Validate(); err != nil {
 		return err
 	}
@@ -318,15 +321,24 @@ func (d *Dispatcher) checkURL(raw string) error {
 }
 
 // checkSignatureHeader refuses endpoint headers that would collide with
-// the signature header of the endpoint's scheme (its own or its app's).
+// the signature header of the endpoint's scheme (its own or its app's), and
+// a scheme the secrets it would sign with cannot serve.
 func (d *Dispatcher) checkSignatureHeader(ctx context.Context, e *Endpoint) error {
 	s := e.Signing
-	if s.Scheme == "" {
+	if s.Scheme == "" || len(e.Secrets) == 0 {
 		app, err := d.store.GetApp(ctx, e.AppID)
 		if err != nil {
 			return err
 		}
-		s = app.Signing
+		if s.Scheme == "" {
+			s = app.Signing
+		}
+		if len(e.Secrets) == 0 {
+			// The endpoint signs with its app's secrets.
+			if err := checkSchemeSecrets("app.Secrets", s.Scheme, app.Secrets); err != nil {
+				return err
+			}
+		}
 	}
 	name := http.CanonicalHeaderKey(s.withDefaults().Header)
 	for k := range e.Headers {
@@ -393,7 +405,8 @@ func (d *Dispatcher) UpdateEndpoint(ctx context.Context, ep Endpoint) (*Endpoint
 	}
 	e := ep.Clone()
 	e.AppID, e.Health, e.CreatedAt = cur.AppID, cur.Health, cur.CreatedAt
-	if e.Status == "" {
+	keepStatus := e.Status == ""
+	if keepStatus {
 		e.Status = cur.Status
 	}
 	now := d.clock.Now()
@@ -409,11 +422,16 @@ func (d *Dispatcher) UpdateEndpoint(ctx context.Context, ep Endpoint) (*Endpoint
 	if err := d.checkSignatureHeader(ctx, e); err != nil {
 		return nil, err
 	}
-	if err := d.store.UpdateEndpoint(ctx, e); err != nil {
+	stored := e
+	if keepStatus { // the store keeps whatever status it has now
+		stored = e.Clone()
+		stored.Status = ""
+	}
+	if err := d.store.UpdateEndpoint(ctx, stored); err != nil {
 		return nil, err
 	}
 	d.cache.forgetEndpoint(e.ID)
-	if e.Status != cur.Status {
+	if !keepStatus && e.Status != cur.Status {
 		d.statusChanged(ctx, e, cur.Status, ReasonManual, now)
 	}
 	return e, nil
@@ -481,7 +499,9 @@ func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret
 	if err := cur.Validate(); err != nil {
 		return nil, err
 	}
-	if err := d.store.UpdateEndpoint(ctx, cur); err != nil {
+	keep := cur.Clone()
+	keep.Status = "" // a worker may have changed it since we read it
+	if err := d.store.UpdateEndpoint(ctx, keep); err != nil {
 		return nil, err
 	}
 	d.cache.forgetEndpoint(id)

@@ -351,6 +351,9 @@ func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery
 		res, err := d.store.Record(rctx, t)
 		cancel()
 		if err == nil {
+			// The delivery's next due time changed (a retry, or nothing):
+			// the scheduler may be sleeping until its old lease expiry.
+			d.notify()
 			d.afterRecord(ctx, hooks, dl, ep, t, res)
 			return
 		}

@@ -68,8 +68,8 @@ var (
 
 	// ErrClosed reports a call on a Dispatcher or Store that has been closed.
 	ErrClosed = errors.New("convoy: closed")
-	// ErrNotStarted reports a call that needs a started Dispatcher.
-	ErrNotStarted = errors.New("convoy: dispatcher not started")
+	// ErrStarted reports a second call to Dispatcher.Start.
+	ErrStarted = errors.New("convoy: dispatcher already started")
 
 	// ErrSignatureMismatch reports a webhook signature that matches none of
 	// the secrets tried.

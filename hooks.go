@@ -56,10 +56,12 @@ const hookQueue = 4096
 // hookRunner calls the user's hooks on its own goroutine, so a slow hook
 // cannot stall workers and a panicking one cannot crash the dispatcher.
 type hookRunner struct {
-	d    *Dispatcher
-	ch   chan func()
-	wg   sync.WaitGroup
-	once sync.Once
+	d  *Dispatcher
+	ch chan func()
+	wg sync.WaitGroup
+
+	mu     sync.Mutex // guards closed and sends on ch
+	closed bool
 }
 
 func (d *Dispatcher) startHooks() *hookRunner {
@@ -90,11 +92,12 @@ func (h *hookRunner) close(abort <-chan struct{}) {
 		h.d.hooks = nil
 	}
 	h.d.mu.Unlock()
-	h.once.Do(func() {
-		if h.ch != nil {
-			close(h.ch)
-		}
-	})
+	h.mu.Lock()
+	if h.ch != nil && !h.closed {
+		close(h.ch)
+	}
+	h.closed = true
+	h.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()
@@ -117,13 +120,17 @@ func (h *hookRunner) call(f func()) {
 }
 
 func (h *hookRunner) enqueue(f func()) {
-	if h.ch == nil { // not running: call in place
+	h.mu.Lock()
+	if h.ch == nil || h.closed { // not running (or just stopped): call in place
+		h.mu.Unlock()
 		h.call(f)
 		return
 	}
 	select {
 	case h.ch <- f:
+		h.mu.Unlock()
 	default:
+		h.mu.Unlock()
 		h.d.log.LogAttrs(context.Background(), slog.LevelWarn, "convoy: hook queue full, event dropped")
 	}
 }

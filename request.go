@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -183,8 +184,14 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// describeTransportError turns a client error into attempt text.
+// describeTransportError turns a client error into attempt text. It drops
+// the URL that net/http puts in its errors: paths and queries of webhook
+// URLs often carry tokens, and this text is stored and logged.
 func describeTransportError(err error, timeout time.Duration) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 		return fmt.Sprintf("convoy: timed out after %s: %v", timeout, err)
 	}

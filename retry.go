@@ -46,7 +46,7 @@ type RetryPolicy struct {
 	Interval time.Duration
 	// Multiplier grows exponential waits; below 1 it is taken as 2.
 	Multiplier float64
-	// MaxInterval caps exponential waits; zero means no cap.
+	// MaxInterval caps exponential waits; zero means MaxRetryWait.
 	MaxInterval time.Duration
 	// Jitter spreads each wait by ± that fraction (0.2 is ±20%), in [0, 1).
 	Jitter float64
@@ -84,6 +84,9 @@ func StandardWebhooksRetry() RetryPolicy {
 }
 
 const maxRetryLimit = 1000
+
+// MaxRetryWait bounds every wait a RetryPolicy returns: 30 days.
+const MaxRetryWait = 30 * 24 * time.Hour
 
 // Validate reports whether p can work, returning an error wrapping
 // ErrInvalidRetry otherwise.
@@ -146,8 +149,8 @@ func (p RetryPolicy) NextRetry(failed int) (time.Duration, bool) {
 		if e.Multiplier < 1 {
 			e.Multiplier = 2
 		}
-		if e.MaxInterval <= 0 {
-			e.MaxInterval = 1<<63 - 1
+		if e.MaxInterval <= 0 || e.MaxInterval > MaxRetryWait {
+			e.MaxInterval = MaxRetryWait
 		}
 		e.Reset()
 		b = e
@@ -155,7 +158,7 @@ func (p RetryPolicy) NextRetry(failed int) (time.Duration, bool) {
 		if failed > len(p.Schedule) {
 			return 0, false
 		}
-		return jitter(p.Schedule[failed-1], p.Jitter), true
+		return clampWait(jitter(p.Schedule[failed-1], p.Jitter)), true
 	default:
 		return 0, false
 	}
@@ -167,7 +170,11 @@ func (p RetryPolicy) NextRetry(failed int) (time.Duration, bool) {
 	if d == backoff.Stop {
 		return 0, false
 	}
-	return jitter(d, p.Jitter), true
+	return clampWait(jitter(d, p.Jitter)), true
+}
+
+func clampWait(d time.Duration) time.Duration {
+	return min(max(d, 0), MaxRetryWait)
 }
 
 func jitter(d time.Duration, f float64) time.Duration {

@@ -108,3 +108,19 @@ func cloneSecrets(s []Secret) []Secret {
 	}
 	return append([]Secret(nil), s...)
 }
+
+// checkSchemeSecrets refuses secrets the scheme cannot sign with: Standard
+// Webhooks keys are the base64 bytes of a "whsec_" secret, so every secret
+// must be in that form. Refusing them here keeps a misconfigured app from
+// failing every attempt (and killing its endpoints) later.
+func checkSchemeSecrets(field string, scheme Scheme, secrets []Secret) error {
+	if scheme != SchemeStandardWebhooks {
+		return nil
+	}
+	for _, s := range secrets {
+		if !strings.HasPrefix(string(s.Value), secretPrefix) {
+			return invalid(ErrInvalidSecret, field, "Standard Webhooks needs whsec_ secrets")
+		}
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"expvar"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -85,11 +86,15 @@ func (d *Dispatcher) Stats(ctx context.Context) (Stats, error) {
 	return s, nil
 }
 
+var expvarMu sync.Mutex
+
 // PublishExpvar publishes the dispatcher's Stats under name in the expvar
 // package, so /debug/vars shows them. Each read of the variable calls
 // Stats with a 1 s timeout. It returns an error if name is already
 // published (expvar names are process-wide).
 func (d *Dispatcher) PublishExpvar(name string) error {
+	expvarMu.Lock() // expvar.Publish panics on a name taken meanwhile
+	defer expvarMu.Unlock()
 	if name == "" || expvar.Get(name) != nil {
 		return fmt.Errorf("%w: expvar name %q is empty or taken", ErrInvalid, name)
 	}

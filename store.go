@@ -43,7 +43,9 @@ type Store interface {
 	// GetEndpoint returns the endpoint with the ID, or ErrNotFound.
 	GetEndpoint(ctx context.Context, id string) (*Endpoint, error)
 	// UpdateEndpoint replaces a stored endpoint's settings and status; its
-	// Health and AppID are kept as stored. ErrNotFound if missing.
+	// Health and AppID are kept as stored, and so is its Status when
+	// ep.Status is empty (so a settings change cannot undo a status change
+	// made meanwhile by a worker). ErrNotFound if missing.
 	UpdateEndpoint(ctx context.Context, ep *Endpoint) error
 	// DeleteEndpoint removes an endpoint with its deliveries and their
 	// attempts. ErrNotFound if missing.

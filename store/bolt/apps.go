@@ -182,6 +182,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 			return err
 		}
 		ep.AppID, ep.Health = old.AppID, old.Health
+		if ep.Status == "" {
+			ep.Status = old.Status
+		}
 		if err := ep.Validate(); err != nil {
 			return err
 		}

@@ -247,7 +247,15 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (*convoy.Endpoint, e
 
 // UpdateEndpoint implements [convoy.Store].
 func (s *Store) UpdateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
-	if err := ep.Validate(); err != nil {
+	if ep == nil {
+		return (*convoy.Endpoint)(nil).Validate()
+	}
+	c := ep.Clone()
+	keepStatus := c.Status == ""
+	if keepStatus {
+		c.Status = convoy.EndpointActive // validated below with the stored one
+	}
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	if err := s.lock(ctx); err != nil {
@@ -258,9 +266,11 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 	if !ok {
 		return notFound("endpoint", ep.ID)
 	}
-	c := ep.Clone()
 	c.AppID = er.ep.AppID
 	c.Health = er.ep.Health
+	if keepStatus {
+		c.Status = er.ep.Status
+	}
 	er.ep = c
 	return nil
 }

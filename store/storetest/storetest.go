@@ -69,6 +69,7 @@ func suite() []group {
 		{"Endpoints", []testCase{
 			{"CreateGetUpdateDelete", testEndpointCRUD},
 			{"UpdateKeepsHealthAndApp", testUpdateEndpointKeepsHealthAndApp},
+			{"UpdateWithoutStatusKeepsIt", testUpdateEndpointKeepsStatusWhenEmpty},
 			{"InvalidInput", testEndpointInvalid},
 			{"ListPagination", testListEndpoints},
 			{"DeleteRemovesDeliveries", testDeleteEndpoint},
