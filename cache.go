@@ -17,8 +17,13 @@ const maxCached = 10000
 // settingsCache keeps the endpoints and apps read for attempts for a
 // moment, so a busy endpoint costs two store reads a second instead of two
 // per attempt. Entries are read-only snapshots. Safe for concurrent use.
+//
+// An eviction bumps a generation counter; a reader notes the generation
+// before it reads the store and its put is dropped if an eviction came in
+// between, so a value read before a change can never be cached after it.
 type settingsCache struct {
 	mu   sync.Mutex
+	gen  uint64
 	eps  map[string]cachedEndpoint
 	apps map[string]cachedApp
 }
@@ -33,36 +38,45 @@ type cachedApp struct {
 	expires time.Time
 }
 
-func (c *settingsCache) endpoint(id string) *Endpoint {
+// endpoint returns the cached endpoint, or nil and the generation to pass
+// to putEndpoint after reading the store.
+func (c *settingsCache) endpoint(id string) (*Endpoint, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.eps[id]; ok && time.Now().Before(e.expires) {
-		return e.ep
+		return e.ep, c.gen
 	}
-	return nil
+	return nil, c.gen
 }
 
-func (c *settingsCache) app(id string) *App {
+// app returns the cached app, or nil and the generation to pass to putApp.
+func (c *settingsCache) app(id string) (*App, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if a, ok := c.apps[id]; ok && time.Now().Before(a.expires) {
-		return a.app
+		return a.app, c.gen
 	}
-	return nil
+	return nil, c.gen
 }
 
-func (c *settingsCache) putEndpoint(ep *Endpoint) {
+func (c *settingsCache) putEndpoint(ep *Endpoint, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return // evicted since it was read
+	}
 	if c.eps == nil || len(c.eps) >= maxCached {
 		c.eps = make(map[string]cachedEndpoint)
 	}
 	c.eps[ep.ID] = cachedEndpoint{ep: ep, expires: time.Now().Add(settingsTTL)}
 }
 
-func (c *settingsCache) putApp(app *App) {
+func (c *settingsCache) putApp(app *App, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return // evicted since it was read
+	}
 	if c.apps == nil || len(c.apps) >= maxCached {
 		c.apps = make(map[string]cachedApp)
 	}
@@ -71,12 +85,14 @@ func (c *settingsCache) putApp(app *App) {
 
 func (c *settingsCache) forgetEndpoint(id string) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.eps, id)
 	c.mu.Unlock()
 }
 
 func (c *settingsCache) forgetApp(id string) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.apps, id)
 	c.mu.Unlock()
 }

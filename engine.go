@@ -318,21 +318,21 @@ func (d *Dispatcher) loadRetrying(ctx context.Context, dl *Delivery) (*Endpoint,
 // load reads what an attempt needs: the event from the store, the endpoint
 // and app through the settings cache (see settingsTTL).
 func (d *Dispatcher) load(ctx context.Context, dl *Delivery) (*Endpoint, *App, *Event, error) {
-	ep := d.cache.endpoint(dl.EndpointID)
+	ep, gen := d.cache.endpoint(dl.EndpointID)
 	if ep == nil {
 		var err error
 		if ep, err = d.store.GetEndpoint(ctx, dl.EndpointID); err != nil {
 			return nil, nil, nil, fmt.Errorf("convoy: load endpoint: %w", err)
 		}
-		d.cache.putEndpoint(ep)
+		d.cache.putEndpoint(ep, gen)
 	}
-	app := d.cache.app(dl.AppID)
+	app, gen := d.cache.app(dl.AppID)
 	if app == nil {
 		var err error
 		if app, err = d.store.GetApp(ctx, dl.AppID); err != nil {
 			return nil, nil, nil, fmt.Errorf("convoy: load app: %w", err)
 		}
-		d.cache.putApp(app)
+		d.cache.putApp(app, gen)
 	}
 	ev, err := d.store.GetEvent(ctx, dl.EventID)
 	if err != nil {
