@@ -113,10 +113,12 @@ func (d *Dispatcher) GetApp(ctx context.Context, id string) (*App, error) {
 	return d.store.GetApp(ctx, id)
 }
 
-// UpdateApp changes an app's Name, SupportEmail and Signing. When
-// app.Secrets is not empty it replaces the app's secrets (setting a secret
-// is an upsert); to rotate keeping the old one valid for a while, use
-// RotateAppSecret. It returns the app as stored.
+// UpdateApp replaces an app's Name, SupportEmail and Signing with those of
+// app, whose ID names it: pass the current values of the fields you do not
+// change (GetApp, modify, UpdateApp). When app.Secrets is not empty it
+// replaces the app's secrets (setting a secret is an upsert); to rotate
+// keeping the old one valid for a while, use RotateAppSecret. It returns
+// the app as stored. Concurrent updates of one app: the last one wins.
 func (d *Dispatcher) UpdateApp(ctx context.Context, app App) (*App, error) {
 	if err := ValidateID("app.ID", app.ID); err != nil {
 		return nil, err

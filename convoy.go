@@ -264,6 +264,12 @@ func (c Config) validate() error {
 // begin delivering and Close to stop. All methods are safe for concurrent
 // use. The management methods (apps, endpoints, queries) work before Start
 // and after Close as long as the store is open.
+//
+// Workers reuse the endpoint and app they read for up to a second; changes
+// made through this Dispatcher apply to the next attempt at once, changes
+// made by another process on the same store within that second. Retries
+// are timed by the Clock to within a millisecond or so; work added to the
+// store by another process is noticed within PollInterval.
 type Dispatcher struct {
 	cfg    Config
 	store  Store

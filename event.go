@@ -101,7 +101,9 @@ func (ev *Event) Clone() *Event {
 // CreatedAt are set here. Deliveries to inactive endpoints are stored as
 // Discarded at once, ready to be re-sent. When ev.IdempotencyKey was
 // already used for this app, Send stores nothing and returns the first
-// event. Errors wrap ErrInvalid (ErrInvalidJSON, ErrPayloadTooLarge,
+// event, whatever the type and data of the repeat (compare them with the
+// returned event if reusing a key would be a bug in your code). Errors
+// wrap ErrInvalid (ErrInvalidJSON, ErrPayloadTooLarge,
 // ErrInvalidEventType, …) for bad input and ErrNotFound for an unknown
 // app; nothing is stored then.
 func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*Event, error) {
