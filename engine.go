@@ -141,10 +141,16 @@ func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool, since time.Ti
 	wait := d.cfg.PollInterval
 	if haveCapacity {
 		if next, ok, err := d.store.NextDue(ctx); err == nil && ok {
-			// A due time already past means work is due but blocked by
-			// per-endpoint caps: a finished attempt will wake us.
-			if dt := next.Sub(since); dt > 0 && dt < wait {
-				wait = dt
+			switch dt := next.Sub(since); {
+			case dt > 0:
+				wait = min(wait, dt)
+			default:
+				// Due already, yet not claimed: it belongs to an endpoint
+				// at its cap. NextDue is store-wide, so it can hide other
+				// endpoints' work coming due sooner (a retry recorded
+				// meanwhile, or entries bolt set aside past its claim
+				// bound): look again soon rather than a whole poll later.
+				wait = min(wait, max(10*time.Millisecond, d.cfg.PollInterval/10))
 			}
 		}
 	}
