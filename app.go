@@ -113,37 +113,67 @@ func (d *Dispatcher) GetApp(ctx context.Context, id string) (*App, error) {
 	return d.store.GetApp(ctx, id)
 }
 
-// UpdateApp replaces an app's Name, SupportEmail and Signing with those of
-// app, whose ID names it: pass the current values of the fields you do not
-// change (GetApp, modify, UpdateApp). When app.Secrets is not empty it
-// replaces the app's secrets (setting a secret is an upsert); to rotate
-// keeping the old one valid for a while, use RotateAppSecret. It returns
-// the app as stored. Concurrent updates of one app: the last one wins.
-func (d *Dispatcher) UpdateApp(ctx context.Context, app App) (*App, error) {
-	if err := ValidateID("app.ID", app.ID); err != nil {
-		return nil, err
+// AppUpdate names the app settings UpdateApp changes. A nil field keeps
+// the stored value, so an update cannot wipe what it does not mention:
+//
+//	d.UpdateApp(ctx, id, convoy.AppUpdate{SupportEmail: convoy.Ptr("ops@acme.example")})
+type AppUpdate struct {
+	// Name, when set, renames the app.
+	Name *string
+	// SupportEmail, when set, replaces the support contact; "" removes it.
+	SupportEmail *string
+	// Signing, when set, replaces the signature scheme; &Signing{} is the
+	// default (Convoy advanced, SHA256, hex).
+	Signing *Signing
+	// Secrets, when set, replace the app's secrets at once (setting the
+	// secret is an upsert); it may not be empty. To rotate while the old
+	// secret keeps signing for a while, use RotateAppSecret.
+	Secrets *[]Secret
+}
+
+// apply sets the fields u names on a, as of now.
+func (u AppUpdate) apply(a *App, now time.Time) error {
+	if u.Name != nil {
+		a.Name = *u.Name
 	}
-	cur, err := d.store.GetApp(ctx, app.ID)
-	if err != nil {
+	if u.SupportEmail != nil {
+		a.SupportEmail = *u.SupportEmail
+	}
+	if u.Signing != nil {
+		a.Signing = *u.Signing
+	}
+	if u.Secrets != nil {
+		if len(*u.Secrets) == 0 {
+			return invalid(ErrInvalidSecret, "AppUpdate.Secrets", "an app needs a secret")
+		}
+		a.Secrets = cloneSecrets(*u.Secrets)
+		stampSecrets(a.Secrets, now)
+	}
+	a.Secrets = dropExpired(a.Secrets, now)
+	a.UpdatedAt = now
+	return a.Validate()
+}
+
+// UpdateApp changes the settings u names on the app with the ID, in one
+// store transaction, and returns the app as stored. Fields u leaves nil
+// keep their stored values. Errors wrap ErrInvalid for bad input (nothing
+// is changed then) and ErrNotFound for an unknown app.
+func (d *Dispatcher) UpdateApp(ctx context.Context, id string, u AppUpdate) (*App, error) {
+	if err := ValidateID("appID", id); err != nil {
 		return nil, err
 	}
 	now := d.clock.Now()
-	cur.Name, cur.SupportEmail, cur.Signing = app.Name, app.SupportEmail, app.Signing
-	if len(app.Secrets) > 0 {
-		cur.Secrets = cloneSecrets(app.Secrets)
-		stampSecrets(cur.Secrets, now)
-	}
-	cur.Secrets = dropExpired(cur.Secrets, now)
-	cur.UpdatedAt = now
-	if err := cur.Validate(); err != nil {
+	a, err := d.store.UpdateApp(ctx, id, func(a *App) error { return u.apply(a, now) })
+	if err != nil {
 		return nil, err
 	}
-	if err := d.store.UpdateApp(ctx, cur); err != nil {
-		return nil, err
-	}
-	d.cache.forgetApp(cur.ID)
-	return cur, nil
+	d.cache.forgetApp(id)
+	return a, nil
 }
+
+// Ptr returns a pointer to v: a shorthand for the optional fields of
+// AppUpdate and EndpointUpdate.
+func Ptr[T any](v T) *T { return &v }
 
 // RotateAppSecret adds a new signing secret to an app (generated with
 // crypto/rand when secret is empty) and keeps the current ones signing for
@@ -159,24 +189,24 @@ func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret S
 	if err := ValidateID("appID", appID); err != nil {
 		return nil, err
 	}
-	cur, err := d.store.GetApp(ctx, appID)
-	if err != nil {
-		return nil, err
+	if secret == "" {
+		g, err := GenerateSecret()
+		if err != nil {
+			return nil, err
+		}
+		secret = g
 	}
 	now := d.clock.Now()
-	s, err := rotate(cur.Secrets, secret, keepOld, now)
+	a, err := d.store.UpdateApp(ctx, appID, func(a *App) error {
+		a.Secrets = rotate(a.Secrets, secret, keepOld, now)
+		a.UpdatedAt = now
+		return a.Validate()
+	})
 	if err != nil {
-		return nil, err
-	}
-	cur.Secrets, cur.UpdatedAt = s, now
-	if err := cur.Validate(); err != nil {
-		return nil, err
-	}
-	if err := d.store.UpdateApp(ctx, cur); err != nil {
 		return nil, err
 	}
 	d.cache.forgetApp(appID)
-	return cur, nil
+	return a, nil
 }
 
 // DeleteApp removes an app with its endpoints, events, deliveries and
@@ -196,15 +226,8 @@ func (d *Dispatcher) ListApps(ctx context.Context, page Page) ([]*App, string, e
 }
 
 // rotate returns secrets with the live ones set to expire keepOld after now
-// and a new one appended.
-func rotate(secrets []Secret, v SecretValue, keepOld time.Duration, now time.Time) ([]Secret, error) {
-	if v == "" {
-		g, err := GenerateSecret()
-		if err != nil {
-			return nil, err
-		}
-		v = g
-	}
+// and v appended.
+func rotate(secrets []Secret, v SecretValue, keepOld time.Duration, now time.Time) []Secret {
 	out := make([]Secret, 0, len(secrets)+1)
 	until := now.Add(keepOld)
 	for _, s := range dropExpired(secrets, now) {
@@ -216,7 +239,7 @@ func rotate(secrets []Secret, v SecretValue, keepOld time.Duration, now time.Tim
 		}
 		out = append(out, s)
 	}
-	return append(out, Secret{Value: v, CreatedAt: now}), nil
+	return append(out, Secret{Value: v, CreatedAt: now})
 }
 
 func dropExpired(secrets []Secret, now time.Time) []Secret {

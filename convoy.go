@@ -67,6 +67,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/convoykit/convoy/internal/ssrf"
@@ -284,6 +285,8 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	started  bool
 	closed   bool
+	closing  chan struct{} // closed when Close has finished
+	shut     atomic.Bool   // Close was called: Send refuses new events
 	stop     context.CancelFunc // stops the scheduler
 	abort    context.CancelFunc // cancels in-flight attempts
 	inFlight map[string]int     // endpoint ID → attempts running
@@ -309,6 +312,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		guard:    ssrf.New(cfg.AllowNetworks),
 		owner:    NewID(),
 		wake:     make(chan struct{}, 1),
+		closing:  make(chan struct{}),
 		inFlight: make(map[string]int),
 	}
 	d.client = d.newHTTPClient()
@@ -366,16 +370,27 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // until ctx ends; attempts still running then are cancelled and their
 // deliveries released, to be retried by the next dispatcher. It returns
 // when every goroutine it started has exited, with ctx.Err() if it had to
-// cancel. Close does not close the Store. It is safe to call twice.
+// cancel. From the moment Close is called, Send returns ErrClosed. Close
+// does not close the Store. It is safe to call more than once: a call
+// while another is running waits for that one to finish (or for its own
+// ctx to end).
 func (d *Dispatcher) Close(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed {
+		done := d.closing
 		d.mu.Unlock()
-		return nil
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	d.closed = true
+	d.shut.Store(true)
 	started := d.started
 	d.mu.Unlock()
+	defer close(d.closing)
 	if !started {
 		return nil
 	}
@@ -393,6 +408,9 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.log.LogAttrs(context.Background(), slog.LevelInfo, "convoy: dispatcher closed", slog.String("owner", d.owner))
 	return err
 }
+
+// isClosed reports whether Close has been called.
+func (d *Dispatcher) isClosed() bool { return d.shut.Load() }
 
 // notify wakes the scheduler without blocking.
 func (d *Dispatcher) notify() {

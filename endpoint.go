@@ -2,10 +2,13 @@ package convoy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -155,10 +158,7 @@ func (e *Endpoint) Validate() error {
 		return invalid(ErrInvalidEventType, "endpoint.EventTypes", "too many")
 	}
 	for _, t := range e.EventTypes {
-		if t == "*" {
-			continue
-		}
-		if err := ValidateEventType(t); err != nil {
+		if err := ValidateEventFilter(t); err != nil {
 			return err
 		}
 	}
@@ -272,17 +272,46 @@ func validHeaderValue(s string) bool {
 }
 
 // Accepts reports whether the endpoint's event-type filter lets eventType
-// through.
+// through. A filter entry matches its type exactly, or, ending in ".*",
+// every type under that prefix: "order.*" takes "order.paid" and
+// "order.refund.created", not "order" or "orders.paid".
 func (e *Endpoint) Accepts(eventType string) bool {
 	if len(e.EventTypes) == 0 {
 		return true
 	}
 	for _, t := range e.EventTypes {
-		if t == "*" || t == eventType {
+		if matchType(t, eventType) {
 			return true
 		}
 	}
 	return false
+}
+
+// matchType reports whether the filter entry f matches eventType.
+func matchType(f, eventType string) bool {
+	if f == "*" || f == eventType {
+		return true
+	}
+	if prefix, ok := strings.CutSuffix(f, "*"); ok && strings.HasSuffix(prefix, ".") {
+		return strings.HasPrefix(eventType, prefix)
+	}
+	return false
+}
+
+// ValidateEventFilter reports whether f is a valid entry of
+// Endpoint.EventTypes: "*", an event type, or an event type prefix ending
+// in ".*" ("order.*"). Errors wrap ErrInvalidEventType.
+func ValidateEventFilter(f string) error {
+	if f == "*" {
+		return nil
+	}
+	if prefix, ok := strings.CutSuffix(f, ".*"); ok {
+		if err := ValidateEventType(prefix); err != nil {
+			return invalid(ErrInvalidEventType, "endpoint.EventTypes", "bad wildcard "+strconv.Quote(f))
+		}
+		return nil
+	}
+	return ValidateEventType(f)
 }
 
 // Clone returns a deep copy of e.
@@ -391,49 +420,103 @@ func (d *Dispatcher) GetEndpoint(ctx context.Context, id string) (*Endpoint, err
 	return d.store.GetEndpoint(ctx, id)
 }
 
-// UpdateEndpoint replaces an endpoint's settings (URL, description, status,
-// event types, headers, secrets, signing, retry) with those of ep, whose ID
-// names it. Health and AppID stay as stored. An empty Status keeps the
-// current one. It returns the endpoint as stored.
-func (d *Dispatcher) UpdateEndpoint(ctx context.Context, ep Endpoint) (*Endpoint, error) {
-	if err := ValidateID("endpoint.ID", ep.ID); err != nil {
+// EndpointUpdate names the endpoint settings UpdateEndpoint changes. A nil
+// field keeps the stored value, so an update cannot wipe what it does not
+// mention. Status is not a setting: change it with SetEndpointStatus.
+//
+//	d.UpdateEndpoint(ctx, id, convoy.EndpointUpdate{URL: convoy.Ptr("https://acme.example/v2/hooks")})
+type EndpointUpdate struct {
+	// URL, when set, is the new target URL.
+	URL *string
+	// Description, when set, replaces the description.
+	Description *string
+	// EventTypes, when set, replaces the filter; an empty list or "*"
+	// means every type.
+	EventTypes *[]string
+	// Headers, when set, replaces all custom headers; an empty map
+	// removes them.
+	Headers *map[string]string
+	// Secrets, when set, replaces the endpoint's own secrets; an empty
+	// list makes it sign with its app's secrets again.
+	Secrets *[]Secret
+	// Signing, when set, replaces the endpoint's scheme choice; &Signing{}
+	// makes it use its app's.
+	Signing *Signing
+	// Retry, when set, replaces the endpoint's retry policy;
+	// &RetryPolicy{} (no Kind) removes the override, so the dispatcher's
+	// Config.Retry applies.
+	Retry *RetryPolicy
+}
+
+// apply sets the fields u names on e, as of now.
+func (u EndpointUpdate) apply(e *Endpoint, now time.Time) {
+	if u.URL != nil {
+		e.URL = *u.URL
+	}
+	if u.Description != nil {
+		e.Description = *u.Description
+	}
+	if u.EventTypes != nil {
+		e.EventTypes = slices.Clone(*u.EventTypes)
+	}
+	if u.Headers != nil {
+		e.Headers = maps.Clone(*u.Headers)
+	}
+	if u.Secrets != nil {
+		e.Secrets = cloneSecrets(*u.Secrets)
+		stampSecrets(e.Secrets, now)
+	}
+	e.Secrets = dropExpired(e.Secrets, now)
+	if u.Signing != nil {
+		e.Signing = *u.Signing
+	}
+	if u.Retry != nil {
+		if u.Retry.Kind == "" {
+			e.Retry = nil
+		} else {
+			r := u.Retry.clone()
+			e.Retry = &r
+		}
+	}
+	e.UpdatedAt = now
+}
+
+// UpdateEndpoint changes the settings u names on the endpoint with the
+// ID, in one store transaction, and returns the endpoint as stored. Fields
+// u leaves nil keep their stored values; status and health are never
+// changed by it (a status a worker set meanwhile stays). Errors wrap
+// ErrInvalid (ErrInvalidURL, ErrInvalidHeader, …) for bad input, with
+// nothing changed, and ErrNotFound for an unknown endpoint.
+func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate) (*Endpoint, error) {
+	if err := ValidateID("endpointID", id); err != nil {
 		return nil, err
 	}
-	cur, err := d.store.GetEndpoint(ctx, ep.ID)
+	cur, err := d.store.GetEndpoint(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	e := ep.Clone()
-	e.AppID, e.Health, e.CreatedAt = cur.AppID, cur.Health, cur.CreatedAt
-	keepStatus := e.Status == ""
-	if keepStatus {
-		e.Status = cur.Status
-	}
+	// Check the result against the rules that need more than the
+	// endpoint (the SSRF guard, the app's scheme) before the transaction,
+	// which then re-applies u to the endpoint as it is by then.
 	now := d.clock.Now()
-	e.UpdatedAt = now
-	stampSecrets(e.Secrets, now)
-	e.Secrets = dropExpired(e.Secrets, now)
-	if err := e.Validate(); err != nil {
+	u.apply(cur, now)
+	if err := cur.Validate(); err != nil {
 		return nil, err
 	}
-	if err := d.checkURL(e.URL); err != nil {
+	if err := d.checkURL(cur.URL); err != nil {
 		return nil, err
 	}
-	if err := d.checkSignatureHeader(ctx, e); err != nil {
+	if err := d.checkSignatureHeader(ctx, cur); err != nil {
 		return nil, err
 	}
-	stored := e
-	if keepStatus { // the store keeps whatever status it has now
-		stored = e.Clone()
-		stored.Status = ""
-	}
-	if err := d.store.UpdateEndpoint(ctx, stored); err != nil {
+	e, err := d.store.UpdateEndpoint(ctx, id, func(e *Endpoint) error {
+		u.apply(e, now)
+		return e.Validate()
+	})
+	if err != nil {
 		return nil, err
 	}
-	d.cache.forgetEndpoint(e.ID)
-	if !keepStatus && e.Status != cur.Status {
-		d.statusChanged(ctx, e, cur.Status, ReasonManual, now)
-	}
+	d.cache.forgetEndpoint(id)
 	return e, nil
 }
 
@@ -444,6 +527,9 @@ func (d *Dispatcher) SetEndpointStatus(ctx context.Context, id string, status En
 	return d.setStatus(ctx, id, status, ReasonManual)
 }
 
+// errUnchanged aborts a store update that would change nothing.
+var errUnchanged = errors.New("convoy: unchanged")
+
 func (d *Dispatcher) setStatus(ctx context.Context, id string, status EndpointStatus, reason StatusReason) (*Endpoint, error) {
 	if err := ValidateID("endpointID", id); err != nil {
 		return nil, err
@@ -451,22 +537,25 @@ func (d *Dispatcher) setStatus(ctx context.Context, id string, status EndpointSt
 	if !status.Valid() {
 		return nil, invalid(ErrInvalidStatus, "status", string(status))
 	}
-	cur, err := d.store.GetEndpoint(ctx, id)
+	now := d.clock.Now()
+	var before EndpointStatus
+	e, err := d.store.UpdateEndpoint(ctx, id, func(e *Endpoint) error {
+		before = e.Status
+		if e.Status == status {
+			return errUnchanged
+		}
+		e.Status, e.UpdatedAt = status, now
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return d.store.GetEndpoint(ctx, id)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if cur.Status == status {
-		return cur, nil
-	}
-	before := cur.Status
-	now := d.clock.Now()
-	cur.Status, cur.UpdatedAt = status, now
-	if err := d.store.UpdateEndpoint(ctx, cur); err != nil {
-		return nil, err
-	}
 	d.cache.forgetEndpoint(id)
-	d.statusChanged(ctx, cur, before, reason, now)
-	return cur, nil
+	d.statusChanged(ctx, e, before, reason, now)
+	return e, nil
 }
 
 func (d *Dispatcher) statusChanged(ctx context.Context, e *Endpoint, from EndpointStatus, reason StatusReason, at time.Time) {
@@ -486,26 +575,24 @@ func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret
 	if err := ValidateID("endpointID", id); err != nil {
 		return nil, err
 	}
-	cur, err := d.store.GetEndpoint(ctx, id)
-	if err != nil {
-		return nil, err
+	if secret == "" {
+		g, err := GenerateSecret()
+		if err != nil {
+			return nil, err
+		}
+		secret = g
 	}
 	now := d.clock.Now()
-	s, err := rotate(cur.Secrets, secret, keepOld, now)
+	e, err := d.store.UpdateEndpoint(ctx, id, func(e *Endpoint) error {
+		e.Secrets = rotate(e.Secrets, secret, keepOld, now)
+		e.UpdatedAt = now
+		return e.Validate()
+	})
 	if err != nil {
-		return nil, err
-	}
-	cur.Secrets, cur.UpdatedAt = s, now
-	if err := cur.Validate(); err != nil {
-		return nil, err
-	}
-	keep := cur.Clone()
-	keep.Status = "" // a worker may have changed it since we read it
-	if err := d.store.UpdateEndpoint(ctx, keep); err != nil {
 		return nil, err
 	}
 	d.cache.forgetEndpoint(id)
-	return cur, nil
+	return e, nil
 }
 
 // RemoveEndpoint deletes an endpoint with its deliveries and their

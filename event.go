@@ -3,6 +3,7 @@ package convoy
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -91,24 +92,90 @@ func (ev *Event) Clone() *Event {
 	return &c
 }
 
+// SendResult is what Send stored, or found.
+type SendResult struct {
+	// Event is the event as stored: the new one, or, for a Duplicate, the
+	// first event sent with the same idempotency key.
+	Event *Event
+	// Deliveries are the event's deliveries, one per endpoint whose filter
+	// accepted it: Scheduled, or Discarded for an inactive endpoint. For a
+	// Duplicate they are the first event's, in their current state.
+	Deliveries []*Delivery
+	// Duplicate reports that the idempotency key had been used for this
+	// app already: nothing was stored and nothing will be sent again.
+	Duplicate bool
+}
+
 // Send accepts an event for an app: it validates ev, then stores the event
 // and one delivery per endpoint whose filter accepts ev.Type, in one store
-// transaction, and returns the stored event. It never waits for an HTTP
+// transaction, and returns what it stored. It never waits for an HTTP
 // request: workers deliver in the background once the dispatcher is
 // started.
 //
 // Only ev.Type, ev.Data and ev.IdempotencyKey are read; ID, AppID and
 // CreatedAt are set here. Deliveries to inactive endpoints are stored as
-// Discarded at once, ready to be re-sent. When ev.IdempotencyKey was
-// already used for this app, Send stores nothing and returns the first
-// event, whatever the type and data of the repeat (compare them with the
-// returned event if reusing a key would be a bug in your code). Errors
-// wrap ErrInvalid (ErrInvalidJSON, ErrPayloadTooLarge,
-// ErrInvalidEventType, …) for bad input and ErrNotFound for an unknown
-// app; nothing is stored then.
-func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*Event, error) {
-	if err := ValidateID("appID", appID); err != nil {
+// Discarded at once, ready to be re-sent; an endpoint removed while Send
+// runs gets no delivery, and the others are not affected. When
+// ev.IdempotencyKey was already used for this app, Send stores nothing and
+// returns the first event with Duplicate set, whatever the type and data
+// of the repeat (compare them with the returned event if reusing a key
+// would be a bug in your code).
+//
+// Errors wrap ErrInvalid (ErrInvalidJSON, ErrPayloadTooLarge,
+// ErrInvalidEventType, …) for bad input, ErrNotFound for an unknown app and
+// ErrClosed after Close; nothing is stored then. An error from the store,
+// or ctx ending while the commit is in flight, does not prove the event
+// was not stored: the commit may have landed. Callers that retry a failed
+// Send should set an IdempotencyKey, so the retry cannot send twice.
+func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*SendResult, error) {
+	e, deliveries, err := d.prepare(ctx, appID, ev)
+	if err != nil {
 		return nil, err
+	}
+	res, err := d.store.InsertEvent(ctx, e, deliveries)
+	if err != nil {
+		return nil, err
+	}
+	return d.sent(res), nil
+}
+
+// SendTx is Send inside a transaction the caller owns: the event and its
+// deliveries are written through tx, so they commit with the caller's own
+// writes or vanish with a rollback, and no worker sees them before the
+// commit. The dispatcher's store must implement TxInserter[Tx]
+// (store/postgres does for pgx.Tx, store/bolt for *bbolt.Tx on its own
+// file); otherwise SendTx fails with ErrInvalid and writes nothing.
+//
+//	tx, _ := pool.Begin(ctx)
+//	// ... the caller's own writes in tx ...
+//	_, err := convoy.SendTx(ctx, d, tx, appID, convoy.Event{Type: "order.paid", Data: data})
+//	// ... then tx.Commit(ctx): the webhook goes out only if this commits.
+//
+// Endpoints are read outside tx, so an endpoint created in the same
+// uncommitted transaction gets no delivery.
+func SendTx[Tx any](ctx context.Context, d *Dispatcher, tx Tx, appID string, ev Event) (*SendResult, error) {
+	ins, ok := d.store.(TxInserter[Tx])
+	if !ok {
+		return nil, fmt.Errorf("%w: the store (%T) cannot insert in a %T", ErrInvalid, d.store, tx)
+	}
+	e, deliveries, err := d.prepare(ctx, appID, ev)
+	if err != nil {
+		return nil, err
+	}
+	res, err := ins.InsertEventTx(ctx, tx, e, deliveries)
+	if err != nil {
+		return nil, err
+	}
+	return d.sent(res), nil
+}
+
+// prepare validates ev and builds the event and its deliveries.
+func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Event, []*Delivery, error) {
+	if d.isClosed() {
+		return nil, nil, ErrClosed
+	}
+	if err := ValidateID("appID", appID); err != nil {
+		return nil, nil, err
 	}
 	now := d.clock.Now()
 	e := &Event{
@@ -116,13 +183,13 @@ func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*Event, 
 		IdempotencyKey: ev.IdempotencyKey, CreatedAt: now,
 	}
 	if err := e.Validate(d.cfg.MaxPayloadBytes); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var deliveries []*Delivery
 	for page := (Page{Limit: MaxPageSize}); ; {
 		eps, next, err := d.store.ListEndpoints(ctx, appID, page)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, ep := range eps {
 			if !ep.Accepts(e.Type) {
@@ -143,18 +210,25 @@ func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*Event, 
 		}
 		page.Cursor = next
 	}
-	stored, inserted, err := d.store.InsertEvent(ctx, e, deliveries)
-	if err != nil {
-		return nil, err
+	return e, deliveries, nil
+}
+
+// sent turns a store's InsertResult into Send's, waking the scheduler for
+// new work.
+func (d *Dispatcher) sent(res InsertResult) *SendResult {
+	if res.Inserted {
+		for _, dl := range res.Deliveries {
+			if dl.Status == DeliveryScheduled {
+				d.notify()
+				break
+			}
+		}
 	}
-	if inserted && len(deliveries) > 0 {
-		d.notify()
-	}
-	return stored, nil
+	return &SendResult{Event: res.Event, Deliveries: res.Deliveries, Duplicate: !res.Inserted}
 }
 
 // GetEvent returns an event with its deliveries (one per endpoint it was
-// sent to). ErrNotFound if there is none.
+// sent to, newest first). ErrNotFound if there is none.
 func (d *Dispatcher) GetEvent(ctx context.Context, id string) (*Event, []*Delivery, error) {
 	if err := ValidateID("eventID", id); err != nil {
 		return nil, nil, err
@@ -177,10 +251,43 @@ func (d *Dispatcher) GetEvent(ctx context.Context, id string) (*Event, []*Delive
 	}
 }
 
+// ListEvents returns one page of the events q selects, newest first
+// (by creation time), and the cursor of the next page ("" at the end).
+// Each page is one indexed store query, so paging through a large store
+// stays cheap.
+func (d *Dispatcher) ListEvents(ctx context.Context, q EventQuery, page Page) ([]*Event, string, error) {
+	if q.AppID != "" {
+		if err := ValidateID("EventQuery.AppID", q.AppID); err != nil {
+			return nil, "", err
+		}
+	}
+	if q.Type != "" {
+		if err := ValidateEventType(q.Type); err != nil {
+			return nil, "", err
+		}
+	}
+	return d.store.ListEvents(ctx, q, page)
+}
+
 // DeleteEventsBefore removes events created before cutoff, with their
 // deliveries and attempts, keeping events that still have a delivery in
-// progress. It returns how many events it removed. Call it from your own
-// retention job.
+// progress. It returns how many events it removed. It deletes in batches of
+// DefaultDeleteBatch, one short store transaction each, so Sends and
+// attempts are never held up for long; ctx ending stops it between
+// batches. Config.Retention runs it in the background for you.
 func (d *Dispatcher) DeleteEventsBefore(ctx context.Context, cutoff time.Time) (int, error) {
-	return d.store.DeleteBefore(ctx, cutoff)
+	total := 0
+	for {
+		n, err := d.store.DeleteBefore(ctx, cutoff, DefaultDeleteBatch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < DefaultDeleteBatch {
+			return total, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+	}
 }

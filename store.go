@@ -21,16 +21,26 @@ import (
 //   - A failed call changes nothing.
 //   - Time comes from the caller (Now fields), never from the store's clock,
 //     so tests drive time and processes agree on what is due.
-//   - Lists are ordered by ID (which is creation order) and paginated with
-//     an opaque cursor: pass Page.Cursor = the next value returned by the
-//     previous call; an empty next means the end.
+//   - Lists are paginated with an opaque cursor: pass Page.Cursor = the
+//     next value returned by the previous call; an empty next means the
+//     end. Configuration (apps, endpoints) lists in ID order, which is
+//     creation order; what happened (events, deliveries, attempts) lists
+//     newest first, so the first page is the recent past.
+//   - A call that finds nothing to change writes nothing: an idle
+//     dispatcher polling Claim and NextDue must not cost a commit.
 type Store interface {
 	// CreateApp stores a new app. ErrDuplicate if the ID exists.
 	CreateApp(ctx context.Context, app *App) error
 	// GetApp returns the app with the ID, or ErrNotFound.
 	GetApp(ctx context.Context, id string) (*App, error)
-	// UpdateApp replaces a stored app. ErrNotFound if missing.
-	UpdateApp(ctx context.Context, app *App) error
+	// UpdateApp changes a stored app in one transaction: it calls fn with a
+	// copy of the app as stored, validates what fn leaves (App.Validate)
+	// and stores it, keeping ID and CreatedAt as stored. It returns the app
+	// as stored. An error from fn is returned as is, with nothing changed.
+	// fn may run more than once (a store may retry a conflicting
+	// transaction), so it must only modify its argument. ErrNotFound if
+	// the app is missing.
+	UpdateApp(ctx context.Context, id string, fn func(*App) error) (*App, error)
 	// DeleteApp removes an app with its endpoints, events, deliveries and
 	// attempts. ErrNotFound if missing.
 	DeleteApp(ctx context.Context, id string) error
@@ -42,11 +52,14 @@ type Store interface {
 	CreateEndpoint(ctx context.Context, ep *Endpoint) error
 	// GetEndpoint returns the endpoint with the ID, or ErrNotFound.
 	GetEndpoint(ctx context.Context, id string) (*Endpoint, error)
-	// UpdateEndpoint replaces a stored endpoint's settings and status; its
-	// Health and AppID are kept as stored, and so is its Status when
-	// ep.Status is empty (so a settings change cannot undo a status change
-	// made meanwhile by a worker). ErrNotFound if missing.
-	UpdateEndpoint(ctx context.Context, ep *Endpoint) error
+	// UpdateEndpoint changes a stored endpoint in one transaction, as
+	// UpdateApp does: fn gets a copy of the endpoint as stored (Status and
+	// Health included) and what it leaves is validated and stored, keeping
+	// ID, AppID, CreatedAt and Health as stored. Because fn sees the status
+	// of the same transaction, a settings change that leaves Status alone
+	// cannot undo a status change a worker made meanwhile. ErrNotFound if
+	// the endpoint is missing.
+	UpdateEndpoint(ctx context.Context, id string, fn func(*Endpoint) error) (*Endpoint, error)
 	// DeleteEndpoint removes an endpoint with its deliveries and their
 	// attempts. ErrNotFound if missing.
 	DeleteEndpoint(ctx context.Context, id string) error
@@ -55,20 +68,31 @@ type Store interface {
 	ListEndpoints(ctx context.Context, appID string, page Page) ([]*Endpoint, string, error)
 
 	// InsertEvent stores an event and its deliveries in one transaction.
-	// When the event has an IdempotencyKey already used by an event of the
-	// same app, it stores nothing and returns that first event with
-	// inserted false. ErrNotFound if the app or a delivery's endpoint is
-	// missing; ErrDuplicate if an ID exists; ErrInvalid if a delivery does
-	// not belong to the event.
-	InsertEvent(ctx context.Context, ev *Event, deliveries []*Delivery) (stored *Event, inserted bool, err error)
+	// A delivery whose endpoint no longer exists (removed after the caller
+	// listed the app's endpoints) is skipped, not an error: the result
+	// holds the deliveries stored. When the event has an IdempotencyKey
+	// already used by an event of the same app, it stores nothing and
+	// returns that first event and its deliveries with Inserted false.
+	// ErrNotFound if the app is missing; ErrDuplicate if an ID exists;
+	// ErrInvalid if a delivery does not belong to the event and its app.
+	InsertEvent(ctx context.Context, ev *Event, deliveries []*Delivery) (InsertResult, error)
 	// GetEvent returns the event with the ID, or ErrNotFound.
 	GetEvent(ctx context.Context, id string) (*Event, error)
+	// ListEvents lists events matching q, newest first: by CreatedAt
+	// descending, then ID descending. A page costs O(log n + k) for the
+	// k events examined, through indexes on (CreatedAt), (AppID,
+	// CreatedAt), (Type, CreatedAt) and (AppID, Type, CreatedAt), never a
+	// scan of events the query excludes.
+	ListEvents(ctx context.Context, q EventQuery, page Page) ([]*Event, string, error)
 	// GetDelivery returns the delivery with the ID, or ErrNotFound.
 	GetDelivery(ctx context.Context, id string) (*Delivery, error)
-	// ListDeliveries lists deliveries matching q in ID order.
+	// ListDeliveries lists deliveries matching q, newest first (ID
+	// descending). With Statuses set, a page costs O(log n + k) through an
+	// index on the status, not a scan of the other deliveries.
 	ListDeliveries(ctx context.Context, q DeliveryQuery, page Page) ([]*Delivery, string, error)
-	// ListAttempts lists a delivery's attempts in order. ErrNotFound if the
-	// delivery is missing.
+	// ListAttempts lists a delivery's attempts, newest first (Number
+	// descending), so the last attempt is one call with Page.Limit 1.
+	// ErrNotFound if the delivery is missing.
 	ListAttempts(ctx context.Context, deliveryID string, page Page) ([]*Attempt, string, error)
 
 	// Claim leases up to req.Limit due deliveries, earliest due first: those
@@ -79,7 +103,8 @@ type Store interface {
 	// while its lease is valid, whatever number of callers claim at once.
 	// Per-endpoint capacity is honoured (see ClaimRequest). Claim costs
 	// O(log n + k) for n stored deliveries and k examined, never a scan of
-	// the backlog that is not due.
+	// the backlog that is not due. A Claim that hands out nothing writes
+	// nothing.
 	Claim(ctx context.Context, req ClaimRequest) ([]*Delivery, error)
 	// Record ends a claim: it stores t.Attempt (if any), moves the
 	// delivery to t.Status, updates the endpoint's health and applies
@@ -101,11 +126,14 @@ type Store interface {
 	// returns how many moved. ErrNotFound if r names a missing delivery or
 	// endpoint.
 	Requeue(ctx context.Context, r RequeueRequest) (int, error)
-	// DeleteBefore removes events created before cutoff, with their
-	// deliveries and attempts, except events that still have a delivery
-	// Scheduled, Processing or Retry. It returns how many events it
-	// removed.
-	DeleteBefore(ctx context.Context, cutoff time.Time) (int, error)
+	// DeleteBefore removes up to limit events created before cutoff, oldest
+	// first, with their deliveries and attempts, except events that still
+	// have a delivery Scheduled, Processing or Retry (those are skipped and
+	// do not count). It returns how many events it removed; callers repeat
+	// until that is below limit. One call is one short transaction, so
+	// other writers wait at most for one batch; limit ≤ 0 means
+	// DefaultDeleteBatch.
+	DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
 
 	// Stats returns the store's counts at time now: deliveries and
 	// endpoints by status, due work (up to MaxDueCount) and the oldest due
@@ -144,12 +172,43 @@ func (p Page) Size() int {
 	return p.Limit
 }
 
-// DeliveryQuery selects deliveries. At least EventID or EndpointID is set.
+// DefaultDeleteBatch is the batch size of Store.DeleteBefore when the
+// caller gives none.
+const DefaultDeleteBatch = 500
+
+// InsertResult is what Store.InsertEvent stored, or found.
+type InsertResult struct {
+	// Event is the event as stored: the new one, or the first event sent
+	// with the same idempotency key.
+	Event *Event
+	// Deliveries are the event's deliveries as stored.
+	Deliveries []*Delivery
+	// Inserted is false when the idempotency key matched an earlier event
+	// and nothing was stored.
+	Inserted bool
+}
+
+// EventQuery selects events. The zero value selects every event.
+type EventQuery struct {
+	// AppID, when set, keeps one app's events.
+	AppID string
+	// Type, when set, keeps events of this type.
+	Type string
+	// CreatedFrom and CreatedTo, when not zero, bound the events' creation
+	// time: From ≤ CreatedAt < To.
+	CreatedFrom time.Time
+	CreatedTo   time.Time
+}
+
+// DeliveryQuery selects deliveries. At least one of EventID, EndpointID and
+// AppID is set; when several are, a delivery must match all of them.
 type DeliveryQuery struct {
 	// EventID selects one event's deliveries.
 	EventID string
 	// EndpointID selects one endpoint's deliveries.
 	EndpointID string
+	// AppID selects an app's deliveries, across its endpoints.
+	AppID string
 	// Statuses, when not empty, keeps only deliveries in these states.
 	Statuses []DeliveryStatus
 }
@@ -166,7 +225,10 @@ type ClaimRequest struct {
 	Lease time.Duration
 	// PerEndpoint, when positive, caps deliveries of one endpoint in flight:
 	// the store hands out at most PerEndpoint - InFlight[endpointID] for
-	// each endpoint and skips the rest, leaving them due.
+	// each endpoint and skips the rest, leaving them due. A store shared by
+	// several processes may count instead every delivery of the endpoint
+	// Processing under a valid lease, whoever holds it, so the cap holds
+	// across processes (store/postgres does; see its documentation).
 	PerEndpoint int
 	// InFlight is how many deliveries of each endpoint the caller already
 	// has in flight.
@@ -246,4 +308,30 @@ type RequeueRequest struct {
 	// creation time: From ≤ CreatedAt < To.
 	CreatedFrom time.Time
 	CreatedTo   time.Time
+}
+
+// TxInserter is a Store capability: inserting an event inside a
+// transaction the caller owns, of type Tx (pgx.Tx for store/postgres,
+// *bbolt.Tx for store/bolt), so that the event and its deliveries commit or
+// roll back with the caller's own writes. [SendTx] uses it; the root
+// package names no driver type.
+type TxInserter[Tx any] interface {
+	// InsertEventTx is InsertEvent inside tx: nothing it writes is visible
+	// to Claim before tx commits, and a rollback leaves no trace. The
+	// store wakes dispatchers (its own and other processes') when tx
+	// commits.
+	InsertEventTx(ctx context.Context, tx Tx, ev *Event, deliveries []*Delivery) (InsertResult, error)
+}
+
+// Waker is a Store capability for stores that several processes share:
+// they learn there of work that another process made due (a Send, a
+// re-send, a retry recorded or a claim released) and tell the
+// dispatchers subscribed, which then claim at once instead of waiting for
+// Config.PollInterval.
+type Waker interface {
+	// SubscribeWake arranges for fn to be called, from a goroutine of the
+	// store's, whenever work may have become due. fn must not block. The
+	// returned function ends the subscription; after it returns fn is not
+	// called again.
+	SubscribeWake(fn func()) (unsubscribe func())
 }
