@@ -285,8 +285,8 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	started  bool
 	closed   bool
-	closing  chan struct{} // closed when Close has finished
-	shut     atomic.Bool   // Close was called: Send refuses new events
+	closing  chan struct{}      // closed when Close has finished
+	shut     atomic.Bool        // Close was called: Send refuses new events
 	stop     context.CancelFunc // stops the scheduler
 	abort    context.CancelFunc // cancels in-flight attempts
 	inFlight map[string]int     // endpoint ID → attempts running
