@@ -403,6 +403,15 @@ func unbinEvent(b []byte) (*convoy.Event, error) {
 	return ev, r.done("event")
 }
 
+// unbinEventMeta is unbinEvent without the Data, which it does not copy.
+func unbinEventMeta(b []byte) (*convoy.Event, error) {
+	r := newR(b, kindEvent)
+	ev := &convoy.Event{ID: r.str(), AppID: r.str(), Type: r.str()}
+	r.raw()
+	ev.IdempotencyKey, ev.CreatedAt = r.str(), r.time()
+	return ev, r.done("event")
+}
+
 func binDelivery(d *convoy.Delivery) []byte {
 	w := newW(kindDelivery, 256+len(d.LastError))
 	w.str(d.ID)
@@ -434,6 +443,20 @@ func unbinDelivery(b []byte) (*convoy.Delivery, error) {
 	d.LastError = r.str()
 	d.CreatedAt, d.UpdatedAt = r.time(), r.time()
 	return d, r.done("delivery")
+}
+
+// deliveryFinal reports whether the encoded delivery b is in a final
+// status, reading only what precedes the status.
+func deliveryFinal(b []byte) (bool, error) {
+	r := newR(b, kindDelivery)
+	for range 5 { // ID, EventID, AppID, EndpointID, EventType
+		r.raw()
+	}
+	st := r.raw()
+	if r.err != nil {
+		return false, fmt.Errorf("convoy: bolt: decode delivery: %w", r.err)
+	}
+	return convoy.DeliveryStatus(st).Final(), nil
 }
 
 func binAttempt(a *convoy.Attempt) []byte {
