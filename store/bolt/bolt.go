@@ -55,6 +55,20 @@
 // ctx.Err(); the write may still have happened (if the committer had already
 // taken it) or not. A Claim abandoned that way leaves its deliveries leased
 // until their lease expires, when they are claimable again.
+//
+// # The application's own data
+//
+// An application may keep its own buckets in the store's file and write
+// them together with events: Update runs its function as one operation of
+// the committer, in a transaction of its own, and InsertEventTx (which
+// convoy.SendTx calls) inserts an event in that transaction, so both
+// commit or roll back together.
+//
+// # Space
+//
+// Deleting records frees pages inside the file, which later writes reuse,
+// but the file does not shrink: it keeps the size of the most it ever held.
+// Compact writes a copy of a closed store file holding only the live data.
 package bolt
 
 import (
@@ -156,6 +170,9 @@ type Store struct {
 	mu     sync.Mutex // guards queue and closed
 	queue  []*op
 	closed bool
+
+	inTx   currentTx // the transaction of the Update running
+	wakers wakers    // subscribed with SubscribeWake
 
 	closedFlag atomic.Bool   // closed, for reads that do not take mu
 	wake       chan struct{} // a write was queued (capacity 1)
