@@ -109,16 +109,16 @@ func (s *faultyStore) count(method string) int {
 
 func injectErr(method string) error { return fmt.Errorf("%s: %w", method, errInjected) }
 
-func (s *faultyStore) InsertEvent(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, bool, error) {
+func (s *faultyStore) InsertEvent(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery) (convoy.InsertResult, error) {
 	before, after := s.roll("InsertEvent")
 	if before {
-		return nil, false, injectErr("InsertEvent")
+		return convoy.InsertResult{}, injectErr("InsertEvent")
 	}
-	stored, inserted, err := s.Store.InsertEvent(ctx, ev, ds)
+	res, err := s.Store.InsertEvent(ctx, ev, ds)
 	if after && err == nil {
-		return nil, false, injectErr("InsertEvent")
+		return convoy.InsertResult{}, injectErr("InsertEvent")
 	}
-	return stored, inserted, err
+	return res, err
 }
 
 func (s *faultyStore) ListEndpoints(ctx context.Context, appID string, p convoy.Page) ([]*convoy.Endpoint, string, error) {
@@ -307,7 +307,7 @@ func TestStoreFaultsLoseNothing(t *testing.T) {
 								continue
 							}
 							ackMu.Lock()
-							acked = append(acked, ev.ID)
+							acked = append(acked, ev.Event.ID)
 							ackMu.Unlock()
 						}
 					}()
@@ -431,9 +431,9 @@ func (e *sfEnv) asleep(t *testing.T) {
 func (e *sfEnv) send(t *testing.T, d *convoy.Dispatcher) *convoy.Delivery {
 	t.Helper()
 	ctx := context.Background()
-	ev, err := d.Send(ctx, e.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+	sent, err := d.Send(ctx, e.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
 	require.NoError(t, err)
-	ds, _, err := e.st.ListDeliveries(ctx, convoy.DeliveryQuery{EventID: ev.ID}, convoy.Page{})
+	ds, _, err := e.st.ListDeliveries(ctx, convoy.DeliveryQuery{EventID: sent.Event.ID}, convoy.Page{})
 	require.NoError(t, err)
 	require.Len(t, ds, 1)
 	return ds[0]

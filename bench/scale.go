@@ -133,7 +133,7 @@ func runScaleFill(ctx context.Context, o *options, _ *control) (*childResult, er
 					return
 				}
 				ev, dl := scaleEvent(app, ep, tmpl, i, now, scaleDueAt(now, i))
-				if _, _, err := st.InsertEvent(ctx, ev, []*convoy.Delivery{dl}); err != nil {
+				if _, err := st.InsertEvent(ctx, ev, []*convoy.Delivery{dl}); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
@@ -337,7 +337,7 @@ func addDue(ctx context.Context, st convoy.Store, app *convoy.App, ep *convoy.En
 	now := time.Now()
 	for i := range scaleDue {
 		ev, dl := scaleEvent(app, ep, tmpl, seq0+i, now, now.Add(-time.Second))
-		if _, _, err := st.InsertEvent(ctx, ev, []*convoy.Delivery{dl}); err != nil {
+		if _, err := st.InsertEvent(ctx, ev, []*convoy.Delivery{dl}); err != nil {
 			return fmt.Errorf("insert due: %w", err)
 		}
 	}

@@ -183,7 +183,11 @@ func plural(n int, noun string) string {
 // send sends one event whose data carries n.
 func send(ctx context.Context, d *convoy.Dispatcher, appID, typ string, n int) (*convoy.Event, error) {
 	data, _ := json.Marshal(map[string]any{"invoice": n})
-	return d.Send(ctx, appID, convoy.Event{Type: typ, Data: data})
+	res, err := d.Send(ctx, appID, convoy.Event{Type: typ, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	return res.Event, nil
 }
 
 // waitDelivery waits until the event's one delivery reaches a final status

@@ -35,5 +35,5 @@ func main() {
 		Type: "invoice.paid",
 		Data: json.RawMessage(`{"invoice":"in_42","amount":1999}`),
 	}) // stored and returned at once; workers deliver, retry, record
-	log.Println(ev.ID, err)
+	log.Println(ev.Event.ID, err)
 }

@@ -78,7 +78,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ds, err := waitDelivered(ctx, d, ev.ID)
+	ds, err := waitDelivered(ctx, d, ev.Event.ID)
 	if err != nil {
 		return err
 	}
