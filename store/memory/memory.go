@@ -1,4 +1,4 @@
-// Package memory provides an in-memory [convoy.Store]: maps, ID-ordered
+// Package memory provides an in-memory [convoy.Store]: maps, sorted
 // indexes and a min-heap of due deliveries, all guarded by one mutex.
 //
 // Nothing it holds survives the process. Use it in tests, and in processes
@@ -9,10 +9,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +19,10 @@ import (
 // [New]. A Store is safe for concurrent use: every method holds one mutex
 // for its whole duration, so each call is atomic. Values passed in are
 // copied and values returned are copies.
+//
+// The functions given to UpdateApp and UpdateEndpoint, and
+// Transition.EndpointStatus, run with that mutex held: they must not call
+// the Store.
 type Store struct {
 	mu     sync.Mutex
 	closed bool
@@ -32,10 +32,16 @@ type Store struct {
 	endpoints  map[string]*endpointRec
 	events     map[string]*eventRec
 	deliveries map[string]*deliveryRec
+	// eventIndex orders every event by (CreatedAt, ID); eventsByType does
+	// the same for each event type.
+	eventIndex   *sortedSet[eventKey]
+	eventsByType map[string]*sortedSet[eventKey]
 	// due holds the endpoints that have claimable deliveries (see heap.go).
 	due endpointHeap
-	// counts holds deliveries by status, kept by count (see stats.go).
-	counts map[convoy.DeliveryStatus]int
+	// counts holds deliveries by status and endpointCounts endpoints by
+	// status, kept as they change (see stats.go).
+	counts         map[convoy.DeliveryStatus]int
+	endpointCounts map[convoy.EndpointStatus]int
 }
 
 var _ convoy.Store = (*Store)(nil)
@@ -43,14 +49,21 @@ var _ convoy.Store = (*Store)(nil)
 type appRec struct {
 	app       *convoy.App
 	endpoints idIndex
-	events    map[string]struct{}
+	// events orders the app's events by (CreatedAt, ID); eventsByType
+	// does the same for each event type.
+	events       *sortedSet[eventKey]
+	eventsByType map[string]*sortedSet[eventKey]
+	// deliveries holds the IDs of the app's deliveries by status.
+	deliveries statusSets
 	// idem maps an idempotency key to the ID of the event that used it.
 	idem map[string]string
 }
 
 type endpointRec struct {
-	ep         *convoy.Endpoint
-	deliveries idIndex
+	ep  *convoy.Endpoint
+	app *appRec
+	// deliveries holds the IDs of the endpoint's deliveries by status.
+	deliveries statusSets
 	// queue holds the endpoint's claimable deliveries by due time.
 	queue deliveryHeap
 	// heapIdx is the endpoint's position in Store.due, -1 when absent.
@@ -59,6 +72,7 @@ type endpointRec struct {
 
 type eventRec struct {
 	ev         *convoy.Event
+	key        eventKey
 	deliveries idIndex
 }
 
@@ -73,19 +87,22 @@ type deliveryRec struct {
 	due     time.Time
 	key     dueKey
 	heapIdx int
-	// counted is the status this delivery is counted under in
-	// Store.counts ("" before it is first counted).
+	// counted is the status this delivery is counted and indexed under
+	// ("" before it is first counted).
 	counted convoy.DeliveryStatus
 }
 
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		apps:       make(map[string]*appRec),
-		endpoints:  make(map[string]*endpointRec),
-		events:     make(map[string]*eventRec),
-		deliveries: make(map[string]*deliveryRec),
-		counts:     make(map[convoy.DeliveryStatus]int),
+		apps:           make(map[string]*appRec),
+		endpoints:      make(map[string]*endpointRec),
+		events:         make(map[string]*eventRec),
+		deliveries:     make(map[string]*deliveryRec),
+		eventIndex:     newEventSet(),
+		eventsByType:   make(map[string]*sortedSet[eventKey]),
+		counts:         make(map[convoy.DeliveryStatus]int),
+		endpointCounts: make(map[convoy.EndpointStatus]int),
 	}
 }
 
@@ -124,9 +141,10 @@ func (s *Store) CreateApp(ctx context.Context, app *convoy.App) error {
 		return duplicate("app", app.ID)
 	}
 	s.apps[app.ID] = &appRec{
-		app:    app.Clone(),
-		events: make(map[string]struct{}),
-		idem:   make(map[string]string),
+		app:          app.Clone(),
+		events:       newEventSet(),
+		eventsByType: make(map[string]*sortedSet[eventKey]),
+		idem:         make(map[string]string),
 	}
 	s.appIndex.insert(app.ID)
 	return nil
@@ -148,21 +166,33 @@ func (s *Store) GetApp(ctx context.Context, id string) (*convoy.App, error) {
 	return ar.app.Clone(), nil
 }
 
-// UpdateApp implements [convoy.Store].
-func (s *Store) UpdateApp(ctx context.Context, app *convoy.App) error {
-	if err := app.Validate(); err != nil {
-		return err
+// UpdateApp implements [convoy.Store]. fn runs once, with the store's
+// mutex held.
+func (s *Store) UpdateApp(ctx context.Context, id string, fn func(*convoy.App) error) (*convoy.App, error) {
+	if err := convoy.ValidateID("app ID", id); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("%w: UpdateApp needs a function", convoy.ErrInvalid)
 	}
 	if err := s.lock(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	defer s.mu.Unlock()
-	ar, ok := s.apps[app.ID]
+	ar, ok := s.apps[id]
 	if !ok {
-		return notFound("app", app.ID)
+		return nil, notFound("app", id)
 	}
-	ar.app = app.Clone()
-	return nil
+	c := ar.app.Clone()
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	c.ID, c.CreatedAt = ar.app.ID, ar.app.CreatedAt
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	ar.app = c.Clone()
+	return c, nil
 }
 
 // DeleteApp implements [convoy.Store].
@@ -181,11 +211,17 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 	// Every delivery of the app's events goes to one of its endpoints
 	// (InsertEvent checks it), so dropping the endpoints drops them all.
 	for _, epID := range ar.endpoints.ids {
-		s.removeEndpoint(s.endpoints[epID])
+		s.removeEndpoint(s.endpoints[epID], false)
 	}
-	for evID := range ar.events {
-		delete(s.events, evID)
-	}
+	// The app's own event indexes go with it; the store-wide ones lose
+	// its events.
+	ar.events.ascend(func(k eventKey) bool {
+		evr := s.events[k.id]
+		s.eventIndex.delete(k)
+		untype(s.eventsByType, evr)
+		delete(s.events, k.id)
+		return true
+	})
 	delete(s.apps, id)
 	s.appIndex.remove(id)
 	return nil
@@ -197,7 +233,7 @@ func (s *Store) ListApps(ctx context.Context, page convoy.Page) ([]*convoy.App, 
 		return nil, "", err
 	}
 	defer s.mu.Unlock()
-	ids, next := s.appIndex.page(page, nil)
+	ids, next := s.appIndex.page(page)
 	out := make([]*convoy.App, len(ids))
 	for i, id := range ids {
 		out[i] = s.apps[id].app.Clone()
@@ -224,8 +260,9 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 	}
 	c := ep.Clone()
 	c.Health = convoy.EndpointHealth{}
-	s.endpoints[ep.ID] = &endpointRec{ep: c, heapIdx: -1}
+	s.endpoints[ep.ID] = &endpointRec{ep: c, app: ar, heapIdx: -1}
 	ar.endpoints.insert(ep.ID)
+	s.endpointCounts[c.Status]++
 	return nil
 }
 
@@ -245,34 +282,50 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (*convoy.Endpoint, e
 	return er.ep.Clone(), nil
 }
 
-// UpdateEndpoint implements [convoy.Store].
-func (s *Store) UpdateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
-	if ep == nil {
-		return (*convoy.Endpoint)(nil).Validate()
+// UpdateEndpoint implements [convoy.Store]. fn runs once, with the store's
+// mutex held.
+func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.Endpoint) error) (*convoy.Endpoint, error) {
+	if err := convoy.ValidateID("endpoint ID", id); err != nil {
+		return nil, err
 	}
-	c := ep.Clone()
-	keepStatus := c.Status == ""
-	if keepStatus {
-		c.Status = convoy.EndpointActive // validated below with the stored one
-	}
-	if err := c.Validate(); err != nil {
-		return err
+	if fn == nil {
+		return nil, fmt.Errorf("%w: UpdateEndpoint needs a function", convoy.ErrInvalid)
 	}
 	if err := s.lock(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	defer s.mu.Unlock()
-	er, ok := s.endpoints[ep.ID]
+	er, ok := s.endpoints[id]
 	if !ok {
-		return notFound("endpoint", ep.ID)
+		return nil, notFound("endpoint", id)
 	}
-	c.AppID = er.ep.AppID
-	c.Health = er.ep.Health
-	if keepStatus {
-		c.Status = er.ep.Status
+	cur := er.ep
+	c := cur.Clone()
+	if err := fn(c); err != nil {
+		return nil, err
 	}
-	er.ep = c
-	return nil
+	c.ID, c.AppID, c.CreatedAt, c.Health = cur.ID, cur.AppID, cur.CreatedAt, cur.Health
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	s.setEndpointStatus(er, c.Status)
+	er.ep = c.Clone()
+	return c, nil
+}
+
+// setEndpointStatus moves er's tally in s.endpointCounts to st. The
+// caller then stores st in er.ep.
+func (s *Store) setEndpointStatus(er *endpointRec, st convoy.EndpointStatus) {
+	if old := er.ep.Status; old != st {
+		s.uncountEndpoint(old)
+		s.endpointCounts[st]++
+	}
+}
+
+func (s *Store) uncountEndpoint(st convoy.EndpointStatus) {
+	if s.endpointCounts[st]--; s.endpointCounts[st] <= 0 {
+		delete(s.endpointCounts, st)
+	}
 }
 
 // DeleteEndpoint implements [convoy.Store].
@@ -288,52 +341,40 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 	if !ok {
 		return notFound("endpoint", id)
 	}
-	for _, dID := range er.deliveries.ids {
-		dr := s.deliveries[dID]
-		if ev, ok := s.events[dr.d.EventID]; ok {
-			ev.deliveries.remove(dID)
-		}
-	}
-	s.removeEndpoint(er)
-	s.apps[er.ep.AppID].endpoints.remove(id)
+	s.removeEndpoint(er, true)
+	er.app.endpoints.remove(id)
 	return nil
 }
 
-// removeEndpoint drops er and its deliveries from the store-wide maps and
-// the due index. The caller fixes the app's and events' indexes.
-func (s *Store) removeEndpoint(er *endpointRec) {
-	for _, dID := range er.deliveries.ids {
-		s.uncount(s.deliveries[dID])
-		delete(s.deliveries, dID)
-	}
-	er.queue = nil
-	s.fixEndpoint(er)
-	delete(s.endpoints, er.ep.ID)
-}
-
-// removeEvent drops an event with its deliveries and their attempts, and
-// frees its idempotency key. The deliveries' IDs are added to
-// gone[endpoint] for the caller to remove from the endpoints' indexes in
-// one pass each.
-func (s *Store) removeEvent(ar *appRec, evr *eventRec, gone map[*endpointRec]map[string]struct{}) {
-	for _, dID := range evr.deliveries.ids {
+// removeEndpoint drops er and its deliveries from the store's maps and
+// indexes; with fixEvents it also drops the deliveries from their events'
+// indexes (DeleteApp, which drops the events, need not). The caller
+// removes er from its app's endpoint index.
+func (s *Store) removeEndpoint(er *endpointRec, fixEvents bool) {
+	ids := er.deliveries.all()
+	gone := make(map[*eventRec]map[string]struct{})
+	for _, dID := range ids {
 		dr := s.deliveries[dID]
-		s.unschedule(dr)
-		set := gone[dr.ep]
-		if set == nil {
-			set = make(map[string]struct{})
-			gone[dr.ep] = set
+		if fixEvents {
+			if evr, ok := s.events[dr.d.EventID]; ok {
+				set := gone[evr]
+				if set == nil {
+					set = make(map[string]struct{})
+					gone[evr] = set
+				}
+				set[dID] = struct{}{}
+			}
 		}
-		set[dID] = struct{}{}
 		s.uncount(dr)
 		delete(s.deliveries, dID)
 	}
-	id := evr.ev.ID
-	if k := evr.ev.IdempotencyKey; k != "" && ar.idem[k] == id {
-		delete(ar.idem, k)
+	for evr, set := range gone {
+		evr.deliveries.removeSet(set)
 	}
-	delete(ar.events, id)
-	delete(s.events, id)
+	er.queue = nil
+	s.fixEndpoint(er)
+	s.uncountEndpoint(er.ep.Status)
+	delete(s.endpoints, er.ep.ID)
 }
 
 // ListEndpoints implements [convoy.Store].
@@ -349,233 +390,12 @@ func (s *Store) ListEndpoints(ctx context.Context, appID string, page convoy.Pag
 	if !ok {
 		return nil, "", notFound("app", appID)
 	}
-	ids, next := ar.endpoints.page(page, nil)
+	ids, next := ar.endpoints.page(page)
 	out := make([]*convoy.Endpoint, len(ids))
 	for i, id := range ids {
 		out[i] = s.endpoints[id].ep.Clone()
 	}
 	return out, next, nil
-}
-
-// InsertEvent implements [convoy.Store]. Besides the checks of the
-// contract, every delivery must have the event's AppID, go to an endpoint
-// of that app, and not be Processing (only Claim hands out leases).
-func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery) (*convoy.Event, bool, error) {
-	if err := ev.Validate(0); err != nil {
-		return nil, false, err
-	}
-	for _, d := range deliveries {
-		if err := d.Validate(); err != nil {
-			return nil, false, err
-		}
-		if d.EventID != ev.ID {
-			return nil, false, fmt.Errorf("%w: delivery %s is for event %s, not %s", convoy.ErrInvalid, d.ID, d.EventID, ev.ID)
-		}
-		if d.AppID != ev.AppID {
-			return nil, false, fmt.Errorf("%w: delivery %s is for app %s, not %s", convoy.ErrInvalid, d.ID, d.AppID, ev.AppID)
-		}
-		if d.Status == convoy.DeliveryProcessing {
-			return nil, false, fmt.Errorf("%w: delivery %s inserted as Processing", convoy.ErrInvalidStatus, d.ID)
-		}
-	}
-	if err := s.lock(ctx); err != nil {
-		return nil, false, err
-	}
-	defer s.mu.Unlock()
-	ar, ok := s.apps[ev.AppID]
-	if !ok {
-		return nil, false, notFound("app", ev.AppID)
-	}
-	if k := ev.IdempotencyKey; k != "" {
-		if first, ok := ar.idem[k]; ok {
-			return s.events[first].ev.Clone(), false, nil
-		}
-	}
-	if _, ok := s.events[ev.ID]; ok {
-		return nil, false, duplicate("event", ev.ID)
-	}
-	eps := make([]*endpointRec, len(deliveries))
-	seen := make(map[string]struct{}, len(deliveries))
-	for i, d := range deliveries {
-		er, ok := s.endpoints[d.EndpointID]
-		if !ok {
-			return nil, false, notFound("endpoint", d.EndpointID)
-		}
-		if er.ep.AppID != ev.AppID {
-			return nil, false, fmt.Errorf("%w: delivery %s goes to endpoint %s of another app", convoy.ErrInvalid, d.ID, d.EndpointID)
-		}
-		if _, ok := s.deliveries[d.ID]; ok {
-			return nil, false, duplicate("delivery", d.ID)
-		}
-		if _, ok := seen[d.ID]; ok {
-			return nil, false, duplicate("delivery", d.ID)
-		}
-		seen[d.ID] = struct{}{}
-		eps[i] = er
-	}
-
-	evr := &eventRec{ev: ev.Clone()}
-	s.events[ev.ID] = evr
-	ar.events[ev.ID] = struct{}{}
-	if k := ev.IdempotencyKey; k != "" {
-		ar.idem[k] = ev.ID
-	}
-	for i, d := range deliveries {
-		dr := &deliveryRec{d: d.Clone(), ep: eps[i], heapIdx: -1}
-		s.deliveries[d.ID] = dr
-		evr.deliveries.insert(d.ID)
-		eps[i].deliveries.insert(d.ID)
-		s.schedule(dr)
-	}
-	return ev.Clone(), true, nil
-}
-
-// GetEvent implements [convoy.Store].
-func (s *Store) GetEvent(ctx context.Context, id string) (*convoy.Event, error) {
-	if err := convoy.ValidateID("event ID", id); err != nil {
-		return nil, err
-	}
-	if err := s.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer s.mu.Unlock()
-	evr, ok := s.events[id]
-	if !ok {
-		return nil, notFound("event", id)
-	}
-	return evr.ev.Clone(), nil
-}
-
-// GetDelivery implements [convoy.Store].
-func (s *Store) GetDelivery(ctx context.Context, id string) (*convoy.Delivery, error) {
-	if err := convoy.ValidateID("delivery ID", id); err != nil {
-		return nil, err
-	}
-	if err := s.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer s.mu.Unlock()
-	dr, ok := s.deliveries[id]
-	if !ok {
-		return nil, notFound("delivery", id)
-	}
-	return dr.d.Clone(), nil
-}
-
-// ListDeliveries implements [convoy.Store]. A query naming an event or
-// endpoint that does not exist gives an empty list. It walks the event's
-// or the endpoint's index; with a Statuses filter, deliveries in other
-// states are stepped over.
-func (s *Store) ListDeliveries(ctx context.Context, q convoy.DeliveryQuery, page convoy.Page) ([]*convoy.Delivery, string, error) {
-	if q.EventID == "" && q.EndpointID == "" {
-		return nil, "", fmt.Errorf("%w: delivery query needs an event or endpoint ID", convoy.ErrInvalid)
-	}
-	if q.EventID != "" {
-		if err := convoy.ValidateID("event ID", q.EventID); err != nil {
-			return nil, "", err
-		}
-	}
-	if q.EndpointID != "" {
-		if err := convoy.ValidateID("endpoint ID", q.EndpointID); err != nil {
-			return nil, "", err
-		}
-	}
-	for _, st := range q.Statuses {
-		if !st.Valid() {
-			return nil, "", fmt.Errorf("%w: %q", convoy.ErrInvalidStatus, st)
-		}
-	}
-	if err := s.lock(ctx); err != nil {
-		return nil, "", err
-	}
-	defer s.mu.Unlock()
-	var idx *idIndex
-	if q.EventID != "" {
-		evr, ok := s.events[q.EventID]
-		if !ok {
-			return nil, "", nil
-		}
-		idx = &evr.deliveries
-	} else {
-		er, ok := s.endpoints[q.EndpointID]
-		if !ok {
-			return nil, "", nil
-		}
-		idx = &er.deliveries
-	}
-	var keep func(string) bool
-	if (q.EventID != "" && q.EndpointID != "") || len(q.Statuses) > 0 {
-		keep = func(id string) bool {
-			d := s.deliveries[id].d
-			if q.EndpointID != "" && d.EndpointID != q.EndpointID {
-				return false
-			}
-			return len(q.Statuses) == 0 || slices.Contains(q.Statuses, d.Status)
-		}
-	}
-	ids, next := idx.page(page, keep)
-	out := make([]*convoy.Delivery, len(ids))
-	for i, id := range ids {
-		out[i] = s.deliveries[id].d.Clone()
-	}
-	return out, next, nil
-}
-
-// ListAttempts implements [convoy.Store]. Attempts are ordered by Number.
-func (s *Store) ListAttempts(ctx context.Context, deliveryID string, page convoy.Page) ([]*convoy.Attempt, string, error) {
-	if err := convoy.ValidateID("delivery ID", deliveryID); err != nil {
-		return nil, "", err
-	}
-	var (
-		after    bool
-		afterNum int
-		afterID  string
-	)
-	if page.Cursor != "" {
-		n, id, ok := strings.Cut(page.Cursor, "/")
-		num, err := strconv.Atoi(n)
-		if !ok || err != nil {
-			return nil, "", fmt.Errorf("%w: bad attempts cursor", convoy.ErrInvalid)
-		}
-		after, afterNum, afterID = true, num, id
-	}
-	if err := s.lock(ctx); err != nil {
-		return nil, "", err
-	}
-	defer s.mu.Unlock()
-	dr, ok := s.deliveries[deliveryID]
-	if !ok {
-		return nil, "", notFound("delivery", deliveryID)
-	}
-	rest := dr.attempts
-	if after {
-		rest = rest[sort.Search(len(rest), func(i int) bool {
-			return compareAttempt(rest[i], afterNum, afterID) > 0
-		}):]
-	}
-	size := page.Size()
-	next := ""
-	if len(rest) > size {
-		rest = rest[:size]
-		last := rest[size-1]
-		next = strconv.Itoa(last.Number) + "/" + last.ID
-	}
-	out := make([]*convoy.Attempt, len(rest))
-	for i, a := range rest {
-		out[i] = a.Clone()
-	}
-	return out, next, nil
-}
-
-// compareAttempt orders a against the position (num, id).
-func compareAttempt(a *convoy.Attempt, num int, id string) int {
-	if a.Number != num {
-		if a.Number < num {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(a.ID, id)
 }
 
 // Close implements [convoy.Store]. It drops everything stored; a second
@@ -588,6 +408,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.apps, s.endpoints, s.events, s.deliveries = nil, nil, nil, nil
+	s.eventIndex, s.eventsByType = nil, nil
 	s.appIndex = idIndex{}
 	s.due = nil
 	return nil

@@ -149,6 +149,7 @@ func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordR
 	d.UpdatedAt = t.Now
 	s.schedule(dr)
 	ep.Health = health
+	s.setEndpointStatus(dr.ep, res.EndpointAfter)
 	ep.Status = res.EndpointAfter
 	return res, nil
 }
@@ -198,7 +199,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 }
 
 // Requeue implements [convoy.Store]. Selecting by endpoint walks that
-// endpoint's deliveries.
+// endpoint's deliveries in the statuses asked.
 func (s *Store) Requeue(ctx context.Context, r convoy.RequeueRequest) (int, error) {
 	statuses := r.Statuses
 	for _, st := range statuses {
@@ -242,14 +243,20 @@ func (s *Store) Requeue(ctx context.Context, r convoy.RequeueRequest) (int, erro
 		return 0, notFound("endpoint", r.EndpointID)
 	}
 	n := 0
-	for _, id := range er.deliveries.ids {
-		dr := s.deliveries[id]
-		d := dr.d
-		if !slices.Contains(statuses, d.Status) ||
-			(!r.CreatedFrom.IsZero() && d.CreatedAt.Before(r.CreatedFrom)) ||
-			(!r.CreatedTo.IsZero() && !d.CreatedAt.Before(r.CreatedTo)) {
-			continue
-		}
+	// Collect first: requeueing moves deliveries between the sets walked.
+	var picked []*deliveryRec
+	for _, set := range er.deliveries.of(statuses) {
+		set.ascend(func(id string) bool {
+			dr := s.deliveries[id]
+			d := dr.d
+			if (r.CreatedFrom.IsZero() || !d.CreatedAt.Before(r.CreatedFrom)) &&
+				(r.CreatedTo.IsZero() || d.CreatedAt.Before(r.CreatedTo)) {
+				picked = append(picked, dr)
+			}
+			return true
+		})
+	}
+	for _, dr := range picked {
 		s.requeue(dr, r.Now)
 		n++
 	}
@@ -267,25 +274,31 @@ func (s *Store) requeue(dr *deliveryRec, now time.Time) {
 	s.schedule(dr)
 }
 
-// DeleteBefore implements [convoy.Store]. It walks every event.
-func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time) (int, error) {
+// DeleteBefore implements [convoy.Store]. It walks the events from the
+// oldest, stepping over those still pending.
+func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		limit = convoy.DefaultDeleteBatch
+	}
 	if err := s.lock(ctx); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
-	gone := make(map[*endpointRec]map[string]struct{})
-	n := 0
-	for _, evr := range s.events {
-		if !evr.ev.CreatedAt.Before(cutoff) || s.pending(evr) {
-			continue
+	end := keyOf(cutoff)
+	var batch []*eventRec
+	s.eventIndex.ascend(func(k eventKey) bool {
+		if !end.after(k.at) {
+			return false
 		}
-		s.removeEvent(s.apps[evr.ev.AppID], evr, gone)
-		n++
+		if evr := s.events[k.id]; !s.pending(evr) {
+			batch = append(batch, evr)
+		}
+		return len(batch) < limit
+	})
+	for _, evr := range batch {
+		s.removeEvent(evr)
 	}
-	for er, set := range gone {
-		er.deliveries.removeSet(set)
-	}
-	return n, nil
+	return len(batch), nil
 }
 
 // pending reports whether an event still has a delivery to make.

@@ -7,31 +7,37 @@ import (
 	"github.com/convoykit/convoy"
 )
 
-// count moves dr's tally in s.counts to its current status.
+// count moves dr's tally in s.counts, and its place in its endpoint's and
+// app's status indexes, to its current status.
 func (s *Store) count(dr *deliveryRec) {
-	if dr.counted == dr.d.Status {
+	st := dr.d.Status
+	if dr.counted == st {
 		return
 	}
 	s.uncount(dr)
-	s.counts[dr.d.Status]++
-	dr.counted = dr.d.Status
+	s.counts[st]++
+	dr.ep.deliveries.add(st, dr.d.ID)
+	dr.ep.app.deliveries.add(st, dr.d.ID)
+	dr.counted = st
 }
 
-// uncount removes dr from s.counts.
+// uncount takes dr out of s.counts and of the status indexes.
 func (s *Store) uncount(dr *deliveryRec) {
 	if dr == nil || dr.counted == "" {
 		return
 	}
-	if s.counts[dr.counted]--; s.counts[dr.counted] == 0 {
-		delete(s.counts, dr.counted)
+	st := dr.counted
+	if s.counts[st]--; s.counts[st] == 0 {
+		delete(s.counts, st)
 	}
+	dr.ep.deliveries.remove(st, dr.d.ID)
+	dr.ep.app.deliveries.remove(st, dr.d.ID)
 	dr.counted = ""
 }
 
-// Stats implements [convoy.Store]. Delivery counts are kept as they
-// change; endpoints are counted by walking them (there are few); due work
-// is counted by walking only the due part of the heaps, up to
-// convoy.MaxDueCount.
+// Stats implements [convoy.Store]. Delivery and endpoint counts are kept
+// as they change; due work is counted by walking only the due part of the
+// heaps, up to convoy.MaxDueCount.
 func (s *Store) Stats(ctx context.Context, now time.Time) (convoy.StoreStats, error) {
 	if err := s.lock(ctx); err != nil {
 		return convoy.StoreStats{}, err
@@ -39,13 +45,13 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (convoy.StoreStats, er
 	defer s.mu.Unlock()
 	st := convoy.StoreStats{
 		Deliveries: make(map[convoy.DeliveryStatus]int, len(s.counts)),
-		Endpoints:  make(map[convoy.EndpointStatus]int, 3),
+		Endpoints:  make(map[convoy.EndpointStatus]int, len(s.endpointCounts)),
 	}
 	for k, v := range s.counts {
 		st.Deliveries[k] = v
 	}
-	for _, er := range s.endpoints {
-		st.Endpoints[er.ep.Status]++
+	for k, v := range s.endpointCounts {
+		st.Endpoints[k] = v
 	}
 	if len(s.due) > 0 {
 		st.OldestDue = s.due[0].queue[0].due

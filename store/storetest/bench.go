@@ -41,7 +41,7 @@ func BenchmarkInsert(b *testing.B, newStore func(b *testing.B) convoy.Store) {
 					defer wg.Done()
 					for next.Add(1) <= int64(b.N) {
 						ev := NewEvent(app.ID, epoch)
-						_, _, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{NewDelivery(ev, ep.ID)})
+						_, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{NewDelivery(ev, ep.ID)})
 						if err != nil {
 							errs <- err
 							return
@@ -145,7 +145,7 @@ func fillBacklog(b *testing.B, s convoy.Store, backlog int) error {
 			ds[i] = NewDelivery(ev, eps[i%len(eps)].ID)
 			ds[i].NextAttemptAt = due(i)
 		}
-		_, _, err := s.InsertEvent(ctx, ev, ds)
+		_, err := s.InsertEvent(ctx, ev, ds)
 		return err
 	}
 	far := epoch.AddDate(100, 0, 0)

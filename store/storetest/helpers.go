@@ -54,13 +54,50 @@ func (e *env) newEndpoint(appID string, mods ...func(*convoy.Endpoint)) *convoy.
 	return ep
 }
 
-// insert stores ev with ds and requires it to be a new event.
+// insert stores ev with ds and requires it to be a new event stored with
+// every delivery.
 func (e *env) insert(ev *convoy.Event, ds ...*convoy.Delivery) {
 	e.t.Helper()
-	stored, inserted, err := e.s.InsertEvent(e.ctx, ev, ds)
+	res, err := e.s.InsertEvent(e.ctx, ev, ds)
 	require.NoError(e.t, err)
-	require.True(e.t, inserted)
-	requireEqual(e.t, ev, stored)
+	require.True(e.t, res.Inserted)
+	requireEqual(e.t, ev, res.Event)
+	requireEqual(e.t, byID(ds...), byID(res.Deliveries...), "InsertResult.Deliveries")
+}
+
+// setApp returns an UpdateApp function that sets every field to u's.
+func setApp(u *convoy.App) func(*convoy.App) error {
+	return func(a *convoy.App) error {
+		*a = *u.Clone()
+		return nil
+	}
+}
+
+// setEndpoint returns an UpdateEndpoint function that sets every field to
+// u's.
+func setEndpoint(u *convoy.Endpoint) func(*convoy.Endpoint) error {
+	return func(ep *convoy.Endpoint) error {
+		*ep = *u.Clone()
+		return nil
+	}
+}
+
+// updateApp stores u's fields in the app u.ID and returns the app as
+// stored.
+func (e *env) updateApp(u *convoy.App) *convoy.App {
+	e.t.Helper()
+	got, err := e.s.UpdateApp(e.ctx, u.ID, setApp(u))
+	require.NoError(e.t, err)
+	return got
+}
+
+// updateEndpoint stores u's fields in the endpoint u.ID and returns the
+// endpoint as stored.
+func (e *env) updateEndpoint(u *convoy.Endpoint) *convoy.Endpoint {
+	e.t.Helper()
+	got, err := e.s.UpdateEndpoint(e.ctx, u.ID, setEndpoint(u))
+	require.NoError(e.t, err)
+	return got
 }
 
 // send inserts an event of the env's app created at `at`, with one
@@ -297,6 +334,30 @@ func ids(ds []*convoy.Delivery) []string {
 func sortedIDs(ds ...*convoy.Delivery) []string {
 	out := ids(ds)
 	slices.Sort(out)
+	return out
+}
+
+// newestIDs returns the IDs of ds newest first (descending), the order
+// of ListDeliveries.
+func newestIDs(ds ...*convoy.Delivery) []string {
+	out := sortedIDs(ds...)
+	slices.Reverse(out)
+	return out
+}
+
+// byID returns ds sorted by ID, for comparing lists whose order is not
+// part of the contract.
+func byID(ds ...*convoy.Delivery) []*convoy.Delivery {
+	out := slices.Clone(ds)
+	slices.SortFunc(out, func(a, b *convoy.Delivery) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// newest returns ds newest first (ID descending), the order of
+// ListDeliveries.
+func newest(ds ...*convoy.Delivery) []*convoy.Delivery {
+	out := byID(ds...)
+	slices.Reverse(out)
 	return out
 }
 

@@ -69,7 +69,7 @@ func suite() []group {
 		{"Endpoints", []testCase{
 			{"CreateGetUpdateDelete", testEndpointCRUD},
 			{"UpdateKeepsHealthAndApp", testUpdateEndpointKeepsHealthAndApp},
-			{"UpdateWithoutStatusKeepsIt", testUpdateEndpointKeepsStatusWhenEmpty},
+			{"UpdateKeepsStatusChangedMeanwhile", testUpdateEndpointKeepsStatus},
 			{"InvalidInput", testEndpointInvalid},
 			{"ListPagination", testListEndpoints},
 			{"DeleteRemovesDeliveries", testDeleteEndpoint},

@@ -72,11 +72,23 @@ func testAliasApp(t *testing.T, s convoy.Store) {
 	scribbleApp(list[0])
 	check()
 
+	// UpdateApp keeps neither the function's argument nor what it
+	// returns.
 	u := want.Clone()
 	u.Name = "Acme Updated"
-	require.NoError(t, s.UpdateApp(ctx, u))
+	var arg *convoy.App
+	ret, err := s.UpdateApp(ctx, a.ID, func(a *convoy.App) error {
+		arg = a
+		return setApp(u)(a)
+	})
+	require.NoError(t, err)
 	want = u.Clone()
+	requireEqual(t, want, ret)
+	check()
 	scribbleApp(u)
+	scribbleApp(arg)
+	check()
+	scribbleApp(ret)
 	check()
 }
 
@@ -110,9 +122,19 @@ func testAliasEndpoint(t *testing.T, s convoy.Store) {
 
 	u := want.Clone()
 	u.Description = "updated"
-	require.NoError(t, s.UpdateEndpoint(e.ctx, u))
+	var arg *convoy.Endpoint
+	ret, err := s.UpdateEndpoint(e.ctx, want.ID, func(ep *convoy.Endpoint) error {
+		arg = ep
+		return setEndpoint(u)(ep)
+	})
+	require.NoError(t, err)
 	want = u.Clone()
+	requireEqual(t, want, ret)
+	check()
 	scribbleEndpoint(u)
+	scribbleEndpoint(arg)
+	check()
+	scribbleEndpoint(ret)
 	check()
 
 	// Record hands EndpointStatus a copy too.
@@ -135,8 +157,9 @@ func testAliasEvent(t *testing.T, s convoy.Store) {
 	ev := NewEvent(e.app.ID, t0)
 	ev.IdempotencyKey = "order-7"
 	want := ev.Clone()
-	stored, _, err := s.InsertEvent(e.ctx, ev, nil)
+	res, err := s.InsertEvent(e.ctx, ev, nil)
 	require.NoError(t, err)
+	stored := res.Event
 	check := func() {
 		t.Helper()
 		got, err := s.GetEvent(e.ctx, want.ID)
@@ -153,19 +176,21 @@ func testAliasEvent(t *testing.T, s convoy.Store) {
 	check()
 	dup := want.Clone()
 	dup.ID = convoy.NewID()
-	first, inserted, err := s.InsertEvent(e.ctx, dup, nil)
+	again, err := s.InsertEvent(e.ctx, dup, nil)
 	require.NoError(t, err)
-	require.False(t, inserted)
-	scribbleEvent(first)
+	require.False(t, again.Inserted)
+	scribbleEvent(again.Event)
 	check()
 }
 
 func testAliasDelivery(t *testing.T, s convoy.Store) {
 	e := setup(t, s)
 	ev := NewEvent(e.app.ID, t0)
+	ev.IdempotencyKey = "order-8"
 	d := NewDelivery(ev, e.ep.ID)
 	in := []*convoy.Delivery{d}
-	e.insert(ev, in...)
+	res, err := s.InsertEvent(e.ctx, ev, in)
+	require.NoError(t, err)
 	want := d.Clone()
 	check := func() {
 		t.Helper()
@@ -173,6 +198,17 @@ func testAliasDelivery(t *testing.T, s convoy.Store) {
 	}
 	scribbleDelivery(d)
 	in[0] = nil
+	check()
+	scribbleDelivery(res.Deliveries[0])
+	check()
+	// An idempotent repeat returns copies too.
+	dup := NewEvent(e.app.ID, t0)
+	dup.IdempotencyKey = ev.IdempotencyKey
+	res, err = s.InsertEvent(e.ctx, dup, []*convoy.Delivery{NewDelivery(dup, e.ep.ID)})
+	require.NoError(t, err)
+	require.False(t, res.Inserted)
+	require.Len(t, res.Deliveries, 1)
+	scribbleDelivery(res.Deliveries[0])
 	check()
 	got := e.get(want.ID)
 	scribbleDelivery(got)
@@ -227,14 +263,17 @@ func testClose(t *testing.T, s convoy.Store) {
 	calls := map[string]func() error{
 		"CreateApp": func() error { return s.CreateApp(ctx, NewApp()) },
 		"GetApp":    func() error { _, err := s.GetApp(ctx, e.app.ID); return err },
-		"UpdateApp": func() error { return s.UpdateApp(ctx, e.app) },
+		"UpdateApp": func() error { _, err := s.UpdateApp(ctx, e.app.ID, setApp(e.app)); return err },
 		"DeleteApp": func() error { return s.DeleteApp(ctx, e.app.ID) },
 		"ListApps":  func() error { _, _, err := s.ListApps(ctx, convoy.Page{}); return err },
 		"CreateEndpoint": func() error {
 			return s.CreateEndpoint(ctx, NewEndpoint(e.app.ID))
 		},
-		"GetEndpoint":    func() error { _, err := s.GetEndpoint(ctx, e.ep.ID); return err },
-		"UpdateEndpoint": func() error { return s.UpdateEndpoint(ctx, e.ep) },
+		"GetEndpoint": func() error { _, err := s.GetEndpoint(ctx, e.ep.ID); return err },
+		"UpdateEndpoint": func() error {
+			_, err := s.UpdateEndpoint(ctx, e.ep.ID, setEndpoint(e.ep))
+			return err
+		},
 		"DeleteEndpoint": func() error { return s.DeleteEndpoint(ctx, e.ep.ID) },
 		"ListEndpoints": func() error {
 			_, _, err := s.ListEndpoints(ctx, e.app.ID, convoy.Page{})
@@ -242,9 +281,10 @@ func testClose(t *testing.T, s convoy.Store) {
 		},
 		"InsertEvent": func() error {
 			ev := NewEvent(e.app.ID, t0)
-			_, _, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{NewDelivery(ev, e.ep.ID)})
+			_, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{NewDelivery(ev, e.ep.ID)})
 			return err
 		},
+		"ListEvents":  func() error { _, _, err := s.ListEvents(ctx, convoy.EventQuery{}, convoy.Page{}); return err },
 		"GetEvent":    func() error { _, err := s.GetEvent(ctx, ev.ID); return err },
 		"GetDelivery": func() error { _, err := s.GetDelivery(ctx, ds[0].ID); return err },
 		"ListDeliveries": func() error {
@@ -266,7 +306,8 @@ func testClose(t *testing.T, s convoy.Store) {
 			_, err := s.Requeue(ctx, convoy.RequeueRequest{Now: t0, EndpointID: e.ep.ID})
 			return err
 		},
-		"DeleteBefore": func() error { _, err := s.DeleteBefore(ctx, t0); return err },
+		"DeleteBefore": func() error { _, err := s.DeleteBefore(ctx, t0, 0); return err },
+		"Stats":        func() error { _, err := s.Stats(ctx, t0); return err },
 	}
 	for name, call := range calls {
 		require.ErrorIs(t, call(), convoy.ErrClosed, name)

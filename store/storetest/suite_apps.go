@@ -37,13 +37,16 @@ func testAppCRUD(t *testing.T, s convoy.Store) {
 	a.Name = "Acme Renamed"
 	a.SupportEmail = ""
 	a.UpdatedAt = epoch.Add(time.Hour)
-	require.NoError(t, s.UpdateApp(ctx, a))
+	ret, err := s.UpdateApp(ctx, a.ID, setApp(a))
+	require.NoError(t, err)
+	requireEqual(t, a, ret, "UpdateApp returns the app as stored")
 	got, err = s.GetApp(ctx, a.ID)
 	require.NoError(t, err)
 	requireEqual(t, a, got)
 
 	missing := NewApp()
-	require.ErrorIs(t, s.UpdateApp(ctx, missing), convoy.ErrNotFound)
+	_, err = s.UpdateApp(ctx, missing.ID, setApp(missing))
+	require.ErrorIs(t, err, convoy.ErrNotFound)
 	_, err = s.GetApp(ctx, missing.ID)
 	require.ErrorIs(t, err, convoy.ErrNotFound, "UpdateApp of a missing app created it")
 
@@ -63,33 +66,42 @@ func testAppInvalid(t *testing.T, s convoy.Store) {
 	require.NoError(t, s.CreateApp(ctx, stored))
 	before := snapshot(t, s)
 
+	// UpdateApp keeps the stored ID whatever fn does, so the ID cases
+	// are for CreateApp only.
 	cases := []struct {
-		name string
-		mod  func(*convoy.App)
-		want error
+		name       string
+		mod        func(*convoy.App)
+		want       error
+		createOnly bool
 	}{
-		{"empty ID", func(a *convoy.App) { a.ID = "" }, convoy.ErrInvalidID},
-		{"malformed ID", func(a *convoy.App) { a.ID = "app-1" }, convoy.ErrInvalidID},
-		{"empty name", func(a *convoy.App) { a.Name = "" }, convoy.ErrInvalid},
-		{"long name", func(a *convoy.App) { a.Name = strings.Repeat("n", 257) }, convoy.ErrTooLong},
-		{"short secret", func(a *convoy.App) { a.Secrets = []convoy.Secret{{Value: "short"}} }, convoy.ErrInvalidSecret},
-		{"unknown scheme", func(a *convoy.App) { a.Signing.Scheme = "rot13" }, convoy.ErrUnknownScheme},
+		{"empty ID", func(a *convoy.App) { a.ID = "" }, convoy.ErrInvalidID, true},
+		{"malformed ID", func(a *convoy.App) { a.ID = "app-1" }, convoy.ErrInvalidID, true},
+		{"empty name", func(a *convoy.App) { a.Name = "" }, convoy.ErrInvalid, false},
+		{"long name", func(a *convoy.App) { a.Name = strings.Repeat("n", 257) }, convoy.ErrTooLong, false},
+		{"short secret", func(a *convoy.App) { a.Secrets = []convoy.Secret{{Value: "short"}} }, convoy.ErrInvalidSecret, false},
+		{"unknown scheme", func(a *convoy.App) { a.Signing.Scheme = "rot13" }, convoy.ErrUnknownScheme, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			a := NewApp()
 			c.mod(a)
 			require.ErrorIs(t, s.CreateApp(ctx, a), c.want)
-			u := stored.Clone()
-			c.mod(u)
-			require.ErrorIs(t, s.UpdateApp(ctx, u), c.want)
+			if c.createOnly {
+				return
+			}
+			_, err := s.UpdateApp(ctx, stored.ID, func(a *convoy.App) error {
+				c.mod(a)
+				return nil
+			})
+			require.ErrorIs(t, err, c.want)
 		})
 	}
 	require.ErrorIs(t, s.CreateApp(ctx, nil), convoy.ErrInvalid)
-	require.ErrorIs(t, s.UpdateApp(ctx, nil), convoy.ErrInvalid)
 	for _, id := range badIDs {
 		_, err := s.GetApp(ctx, id)
 		require.ErrorIs(t, err, convoy.ErrInvalidID, "GetApp(%q)", id)
+		_, err = s.UpdateApp(ctx, id, setApp(stored))
+		require.ErrorIs(t, err, convoy.ErrInvalidID, "UpdateApp(%q)", id)
 		require.ErrorIs(t, s.DeleteApp(ctx, id), convoy.ErrInvalidID, "DeleteApp(%q)", id)
 		_, _, err = s.ListEndpoints(ctx, id, convoy.Page{})
 		require.ErrorIs(t, err, convoy.ErrInvalidID, "ListEndpoints(%q)", id)
@@ -216,10 +228,14 @@ func testEndpointCRUD(t *testing.T, s convoy.Store) {
 	u.Headers = map[string]string{"X-Tenant": "acme"}
 	u.Retry = nil
 	u.UpdatedAt = epoch.Add(time.Hour)
-	require.NoError(t, s.UpdateEndpoint(ctx, u))
+	requireEqual(t, u, e.updateEndpoint(u), "UpdateEndpoint returns the endpoint as stored")
 	requireEqual(t, u, e.endpoint(ep.ID))
 
-	require.ErrorIs(t, s.UpdateEndpoint(ctx, NewEndpoint(e.app.ID)), convoy.ErrNotFound)
+	missing := NewEndpoint(e.app.ID)
+	_, err = s.UpdateEndpoint(ctx, missing.ID, setEndpoint(missing))
+	require.ErrorIs(t, err, convoy.ErrNotFound)
+	_, err = s.GetEndpoint(ctx, missing.ID)
+	e.requireNotFound(err)
 
 	require.NoError(t, s.DeleteEndpoint(ctx, ep.ID))
 	_, err = s.GetEndpoint(ctx, ep.ID)
@@ -244,11 +260,12 @@ func testUpdateEndpointKeepsHealthAndApp(t *testing.T, s convoy.Store) {
 	u.Health = convoy.EndpointHealth{LastStatusCode: 299}
 	u.Description = "moved?"
 	u.Status = convoy.EndpointPending
-	require.NoError(t, s.UpdateEndpoint(e.ctx, u))
+	ret := e.updateEndpoint(u)
 
 	want := u.Clone()
 	want.AppID = e.app.ID
 	want.Health = stored.Health
+	requireEqual(t, want, ret)
 	requireEqual(t, want, e.endpoint(e.ep.ID))
 	eps, _, err := s.ListEndpoints(e.ctx, other.ID, convoy.Page{})
 	require.NoError(t, err)
@@ -265,8 +282,8 @@ func testEndpointInvalid(t *testing.T, s convoy.Store) {
 		want       error
 		createOnly bool
 	}{
-		{"empty ID", func(ep *convoy.Endpoint) { ep.ID = "" }, convoy.ErrInvalidID, false},
-		{"malformed ID", func(ep *convoy.Endpoint) { ep.ID = "ep_1" }, convoy.ErrInvalidID, false},
+		{"empty ID", func(ep *convoy.Endpoint) { ep.ID = "" }, convoy.ErrInvalidID, true},
+		{"malformed ID", func(ep *convoy.Endpoint) { ep.ID = "ep_1" }, convoy.ErrInvalidID, true},
 		{"malformed app ID", func(ep *convoy.Endpoint) { ep.AppID = "acme" }, convoy.ErrInvalidID, true},
 		{"unknown status", func(ep *convoy.Endpoint) { ep.Status = "paused" }, convoy.ErrInvalidStatus, false},
 		{"bad URL", func(ep *convoy.Endpoint) { ep.URL = "ftp://hooks.acme.example/" }, convoy.ErrInvalidURL, false},
@@ -281,16 +298,19 @@ func testEndpointInvalid(t *testing.T, s convoy.Store) {
 			if c.createOnly {
 				return
 			}
-			u := e.ep.Clone()
-			c.mod(u)
-			require.ErrorIs(t, s.UpdateEndpoint(ctx, u), c.want)
+			_, err := s.UpdateEndpoint(ctx, e.ep.ID, func(ep *convoy.Endpoint) error {
+				c.mod(ep)
+				return nil
+			})
+			require.ErrorIs(t, err, c.want)
 		})
 	}
 	require.ErrorIs(t, s.CreateEndpoint(ctx, nil), convoy.ErrInvalid)
-	require.ErrorIs(t, s.UpdateEndpoint(ctx, nil), convoy.ErrInvalid)
 	for _, id := range badIDs {
 		_, err := s.GetEndpoint(ctx, id)
 		require.ErrorIs(t, err, convoy.ErrInvalidID, "GetEndpoint(%q)", id)
+		_, err = s.UpdateEndpoint(ctx, id, setEndpoint(e.ep))
+		require.ErrorIs(t, err, convoy.ErrInvalidID, "UpdateEndpoint(%q)", id)
 		require.ErrorIs(t, s.DeleteEndpoint(ctx, id), convoy.ErrInvalidID, "DeleteEndpoint(%q)", id)
 	}
 	requireUnchanged(t, s, before)

@@ -27,9 +27,7 @@ func testInsertEvent(t *testing.T, s convoy.Store) {
 	requireEqual(t, ev, got)
 	requireEqual(t, d1, e.get(d1.ID))
 	requireEqual(t, d2, e.get(d2.ID))
-	want := []*convoy.Delivery{d1, d2}
-	slices.SortFunc(want, func(a, b *convoy.Delivery) int { return strings.Compare(a.ID, b.ID) })
-	requireEqual(t, want, e.deliveries(convoy.DeliveryQuery{EventID: ev.ID}))
+	requireEqual(t, newest(d1, d2), e.deliveries(convoy.DeliveryQuery{EventID: ev.ID}))
 
 	// An event may have no delivery (no endpoint accepts its type).
 	lone := NewEvent(e.app.ID, t0)
@@ -59,7 +57,7 @@ func testInsertDuplicates(t *testing.T, s convoy.Store) {
 	dupEvent := NewEvent(e.app.ID, t0)
 	dupEvent.ID = ev.ID
 	dupEvent.Type = "invoice.voided"
-	_, _, err := s.InsertEvent(e.ctx, dupEvent, []*convoy.Delivery{NewDelivery(dupEvent, e.ep.ID)})
+	_, err := s.InsertEvent(e.ctx, dupEvent, []*convoy.Delivery{NewDelivery(dupEvent, e.ep.ID)})
 	require.ErrorIs(t, err, convoy.ErrDuplicate)
 	requireUnchanged(t, s, before)
 
@@ -67,7 +65,7 @@ func testInsertDuplicates(t *testing.T, s convoy.Store) {
 	fresh := NewDelivery(ev2, e.ep.ID)
 	reused := NewDelivery(ev2, e.ep.ID)
 	reused.ID = ds[0].ID
-	_, _, err = s.InsertEvent(e.ctx, ev2, []*convoy.Delivery{fresh, reused})
+	_, err = s.InsertEvent(e.ctx, ev2, []*convoy.Delivery{fresh, reused})
 	require.ErrorIs(t, err, convoy.ErrDuplicate)
 	e.requireGone(ev2.ID, fresh.ID)
 	requireUnchanged(t, s, before)
@@ -76,7 +74,7 @@ func testInsertDuplicates(t *testing.T, s convoy.Store) {
 	a := NewDelivery(ev3, e.ep.ID)
 	b := NewDelivery(ev3, e.ep.ID)
 	b.ID = a.ID
-	_, _, err = s.InsertEvent(e.ctx, ev3, []*convoy.Delivery{a, b})
+	_, err = s.InsertEvent(e.ctx, ev3, []*convoy.Delivery{a, b})
 	require.ErrorIs(t, err, convoy.ErrDuplicate, "two deliveries with one ID in one call")
 	e.requireGone(ev3.ID, a.ID)
 	requireUnchanged(t, s, before)
@@ -85,12 +83,14 @@ func testInsertDuplicates(t *testing.T, s convoy.Store) {
 func testInsertAtomic(t *testing.T, s convoy.Store) {
 	e := setup(t, s)
 	ep2 := e.newEndpoint(e.app.ID)
+	other := e.newApp()
+	otherEp := e.newEndpoint(other.ID)
 	before := snapshot(t, s)
 	ev := NewEvent(e.app.ID, t0)
 	ev.IdempotencyKey = "charge-7"
-	ds := []*convoy.Delivery{NewDelivery(ev, e.ep.ID), NewDelivery(ev, ep2.ID), NewDelivery(ev, convoy.NewID())}
-	_, _, err := s.InsertEvent(e.ctx, ev, ds)
-	require.ErrorIs(t, err, convoy.ErrNotFound, "a delivery to a missing endpoint")
+	ds := []*convoy.Delivery{NewDelivery(ev, e.ep.ID), NewDelivery(ev, ep2.ID), NewDelivery(ev, otherEp.ID)}
+	_, err := s.InsertEvent(e.ctx, ev, ds)
+	require.ErrorIs(t, err, convoy.ErrInvalid, "a delivery to another app's endpoint")
 	e.requireGone(ev.ID, ids(ds)...)
 	require.Empty(t, e.deliveries(convoy.DeliveryQuery{EndpointID: e.ep.ID}))
 	requireUnchanged(t, s, before, ev.ID)
@@ -99,7 +99,7 @@ func testInsertAtomic(t *testing.T, s convoy.Store) {
 
 	// Nothing was kept, not even the idempotency key.
 	e.insert(ev, ds[:2]...)
-	requireEqual(t, ds[:2], e.deliveries(convoy.DeliveryQuery{EventID: ev.ID}))
+	requireEqual(t, newest(ds[:2]...), e.deliveries(convoy.DeliveryQuery{EventID: ev.ID}))
 }
 
 func testInsertInvalid(t *testing.T, s convoy.Store) {
@@ -177,9 +177,6 @@ func testInsertInvalid(t *testing.T, s convoy.Store) {
 		{"delivery to another app's endpoint", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
 			return ev, append(ds, NewDelivery(ev, otherEp.ID))
 		}, convoy.ErrInvalid},
-		{"delivery to a missing endpoint", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
-			return ev, append(ds, NewDelivery(ev, convoy.NewID()))
-		}, convoy.ErrNotFound},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -187,7 +184,7 @@ func testInsertInvalid(t *testing.T, s convoy.Store) {
 			ev.IdempotencyKey = "k-" + c.name
 			valid := NewDelivery(ev, e.ep.ID)
 			ev, ds := c.mod(ev, []*convoy.Delivery{valid})
-			_, _, err := s.InsertEvent(e.ctx, ev, ds)
+			_, err := s.InsertEvent(e.ctx, ev, ds)
 			require.ErrorIs(t, err, c.want)
 			_, err = s.GetDelivery(e.ctx, valid.ID)
 			require.ErrorIs(t, err, convoy.ErrNotFound)
@@ -204,25 +201,39 @@ func testIdempotency(t *testing.T, s convoy.Store) {
 	e := setup(t, s)
 	first := NewEvent(e.app.ID, t0)
 	first.IdempotencyKey = "order-42"
-	e.insert(first, NewDelivery(first, e.ep.ID))
+	ep2 := e.newEndpoint(e.app.ID)
+	firstDs := []*convoy.Delivery{NewDelivery(first, e.ep.ID), NewDelivery(first, ep2.ID)}
+	e.insert(first, firstDs...)
+	// The first event's deliveries come back as they are now.
+	e.finish(firstDs[0], t0, convoy.DeliverySuccess, 200)
+	firstDs[0] = e.get(firstDs[0].ID)
 	before := snapshot(t, s)
 
 	again := NewEvent(e.app.ID, t0.Add(time.Minute))
 	again.IdempotencyKey = first.IdempotencyKey
 	again.Type = "order.created"
 	d := NewDelivery(again, e.ep.ID)
-	stored, inserted, err := s.InsertEvent(e.ctx, again, []*convoy.Delivery{d})
+	res, err := s.InsertEvent(e.ctx, again, []*convoy.Delivery{d})
 	require.NoError(t, err)
-	require.False(t, inserted)
-	requireEqual(t, first, stored, "the first event comes back")
+	require.False(t, res.Inserted)
+	requireEqual(t, first, res.Event, "the first event comes back")
+	requireEqual(t, byID(firstDs...), byID(res.Deliveries...), "with its deliveries")
 	e.requireGone(again.ID, d.ID)
 	requireUnchanged(t, s, before)
 
 	// The same event sent twice (a retried Send) is answered the same way.
-	stored, inserted, err = s.InsertEvent(e.ctx, first, []*convoy.Delivery{NewDelivery(first, e.ep.ID)})
+	res, err = s.InsertEvent(e.ctx, first, []*convoy.Delivery{NewDelivery(first, e.ep.ID)})
 	require.NoError(t, err)
-	require.False(t, inserted)
-	requireEqual(t, first, stored)
+	require.False(t, res.Inserted)
+	requireEqual(t, first, res.Event)
+	requireEqual(t, byID(firstDs...), byID(res.Deliveries...))
+	requireUnchanged(t, s, before)
+
+	// A repeat without deliveries still returns the first event's.
+	res, err = s.InsertEvent(e.ctx, again, nil)
+	require.NoError(t, err)
+	require.False(t, res.Inserted)
+	requireEqual(t, byID(firstDs...), byID(res.Deliveries...))
 	requireUnchanged(t, s, before)
 
 	// Keys are per app.
@@ -258,20 +269,14 @@ func testListDeliveries(t *testing.T, s convoy.Store) {
 	for i, d := range theirs {
 		theirs[i] = e.get(d.ID)
 	}
-	sortByID := func(ds ...*convoy.Delivery) []*convoy.Delivery {
-		ds = slices.Clone(ds)
-		slices.SortFunc(ds, func(a, b *convoy.Delivery) int { return strings.Compare(a.ID, b.ID) })
-		return ds
-	}
-
-	requireEqual(t, sortByID(mine[0], theirs[0]), e.deliveries(convoy.DeliveryQuery{EventID: evs[0].ID}))
-	requireEqual(t, sortByID(mine...), e.deliveries(convoy.DeliveryQuery{EndpointID: e.ep.ID}))
-	requireEqual(t, sortByID(theirs...), e.deliveries(convoy.DeliveryQuery{EndpointID: ep2.ID}))
+	requireEqual(t, newest(mine[0], theirs[0]), e.deliveries(convoy.DeliveryQuery{EventID: evs[0].ID}))
+	requireEqual(t, newest(mine...), e.deliveries(convoy.DeliveryQuery{EndpointID: e.ep.ID}))
+	requireEqual(t, newest(theirs...), e.deliveries(convoy.DeliveryQuery{EndpointID: ep2.ID}))
 	requireEqual(t, []*convoy.Delivery{mine[0]}, e.deliveries(convoy.DeliveryQuery{EventID: evs[0].ID, EndpointID: e.ep.ID}))
 	requireEqual(t, []*convoy.Delivery{mine[3]}, e.deliveries(convoy.DeliveryQuery{
 		EndpointID: e.ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryDiscarded},
 	}))
-	requireEqual(t, sortByID(mine[1], mine[3]), e.deliveries(convoy.DeliveryQuery{
+	requireEqual(t, newest(mine[1], mine[3]), e.deliveries(convoy.DeliveryQuery{
 		EndpointID: e.ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryFailure, convoy.DeliveryDiscarded},
 	}))
 	require.Empty(t, e.deliveries(convoy.DeliveryQuery{
@@ -282,14 +287,14 @@ func testListDeliveries(t *testing.T, s convoy.Store) {
 		got := idPages(t, deliveryID, func(c string) ([]*convoy.Delivery, string, error) {
 			return s.ListDeliveries(e.ctx, convoy.DeliveryQuery{EndpointID: e.ep.ID}, convoy.Page{Cursor: c, Limit: limit})
 		})
-		requirePaged(t, got, sortedIDs(mine...), limit)
+		requirePaged(t, got, newestIDs(mine...), limit)
 		got = idPages(t, deliveryID, func(c string) ([]*convoy.Delivery, string, error) {
 			return s.ListDeliveries(e.ctx, convoy.DeliveryQuery{
 				EndpointID: e.ep.ID,
 				Statuses:   []convoy.DeliveryStatus{convoy.DeliveryScheduled, convoy.DeliveryDiscarded},
 			}, convoy.Page{Cursor: c, Limit: limit})
 		})
-		requirePaged(t, got, sortedIDs(mine[2], mine[3]), limit)
+		requirePaged(t, got, newestIDs(mine[2], mine[3]), limit)
 	}
 
 	_, _, err := s.ListDeliveries(e.ctx, convoy.DeliveryQuery{}, convoy.Page{})
@@ -310,7 +315,7 @@ func testPageSizes(t *testing.T, s convoy.Store) {
 		ds[i] = NewDelivery(ev, e.ep.ID)
 	}
 	e.insert(ev, ds...)
-	want := sortedIDs(ds...)
+	want := newestIDs(ds...)
 
 	for _, q := range []convoy.DeliveryQuery{{EventID: ev.ID}, {EndpointID: e.ep.ID}} {
 		for _, c := range []struct {
@@ -366,6 +371,7 @@ func testListAttempts(t *testing.T, s convoy.Store) {
 		})
 		now = now.Add(time.Minute)
 	}
+	slices.Reverse(want) // newest first
 	requireEqual(t, want, e.attempts(d.ID))
 	got, next, err = s.ListAttempts(e.ctx, d.ID, convoy.Page{Limit: 2})
 	require.NoError(t, err)

@@ -327,7 +327,7 @@ func testRecordRetry(t *testing.T, s convoy.Store) {
 	require.Equal(t, 2, got.RoundAttempts)
 	require.Equal(t, tr2.Attempt.Error, got.LastError)
 	require.Equal(t, 2, e.endpoint(e.ep.ID).Health.ConsecutiveFailures)
-	requireEqual(t, []*convoy.Attempt{tr.Attempt, tr2.Attempt}, e.attempts(d.ID))
+	requireEqual(t, []*convoy.Attempt{tr2.Attempt, tr.Attempt}, e.attempts(d.ID), "newest first")
 }
 
 func testRecordFailure(t *testing.T, s convoy.Store) {

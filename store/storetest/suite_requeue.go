@@ -190,7 +190,7 @@ func testDeleteBefore(t *testing.T, s convoy.Store) {
 	kept := []string{evSched.ID, evRetry.ID, evProc.ID, evMixed.ID, evAtCutoff.ID, evNew.ID}
 	want := snapshot(t, s, append(removed, kept...)...).without("", removed...)
 
-	n, err := s.DeleteBefore(e.ctx, t0)
+	n, err := s.DeleteBefore(e.ctx, t0, 0)
 	require.NoError(t, err)
 	require.Equal(t, len(removed), n)
 	e.requireGone(done.ID, doneD.ID)
@@ -199,7 +199,7 @@ func testDeleteBefore(t *testing.T, s convoy.Store) {
 	e.requireGone(empty.ID)
 	require.Equal(t, want, snapshot(t, s, append(removed, kept...)...), "DeleteBefore removed more than the old, finished events")
 
-	n, err = s.DeleteBefore(e.ctx, t0)
+	n, err = s.DeleteBefore(e.ctx, t0, 0)
 	require.NoError(t, err)
 	require.Zero(t, n)
 
