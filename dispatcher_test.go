@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,10 +145,13 @@ func (b *bundle) deliveries(t *testing.T, eventID string) []*convoy.Delivery {
 	return ds
 }
 
+// attempts returns a delivery's attempts, oldest first (ListAttempts
+// lists newest first).
 func (b *bundle) attempts(t *testing.T, deliveryID string) []*convoy.Attempt {
 	t.Helper()
 	as, _, err := b.d.ListAttempts(context.Background(), deliveryID, convoy.Page{})
 	require.NoError(t, err)
+	slices.Reverse(as)
 	return as
 }
 
@@ -729,8 +733,9 @@ func TestDeliveryClaimedTooOftenEndsInFailure(t *testing.T) {
 	ctx := context.Background()
 	ep, err := b.d.AddEndpoint(ctx, b.app.ID, convoy.Endpoint{URL: "http://127.0.0.1:1/"})
 	require.NoError(t, err)
-	ev := b.send(t, "x", `{}`)
-	dl := b.deliveries(t, ev.ID)[0]
+	res, err := sendOn(b, ctx, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	dl := res.Deliveries[0]
 	now := b.clock.Now()
 	for i := range 3 {
 		ds, err := st.Claim(ctx, convoy.ClaimRequest{Now: now.Add(time.Duration(i) * time.Hour), Limit: 10, Owner: "crashy", Lease: time.Minute})

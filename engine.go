@@ -399,12 +399,17 @@ func (d *Dispatcher) load(ctx context.Context, dl *Delivery) (*Endpoint, *App, *
 func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
 	wait := 10 * time.Millisecond
 	st := stored(t)
+	failed := false
+	defer func() {
+		if failed {
+			d.storeBad.done(ctx, d.log)
+		}
+	}()
 	for {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		res, err := d.store.Record(rctx, st)
 		cancel()
 		if err == nil {
-			d.storeBad.ok(ctx, d.log)
 			// The delivery's next due time changed (a retry, or nothing):
 			// the scheduler may be sleeping until its old lease expiry.
 			d.notify()
@@ -421,7 +426,8 @@ func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery
 				slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
 			return
 		}
-		d.storeBad.fail(ctx, d.log, d.clock.Now(), err)
+		d.storeBad.fail(ctx, d.log, d.clock.Now(), err, !failed)
+		failed = true
 		if !sleepCtx(ctx, wait) {
 			return
 		}
@@ -509,29 +515,35 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// recordFailing tracks whether the store is refusing attempt records (a
-// full disk, a database down): while it is, the scheduler claims nothing,
-// and the condition is logged once per recordFailLogEvery.
+// recordFailing tracks the records the store is refusing (a full disk, a
+// database down): while any record is being retried after a failure, the
+// scheduler claims nothing, and the condition is logged once per
+// recordFailLogEvery.
 type recordFailing struct {
 	mu      sync.Mutex
-	failing bool
-	since   time.Time
+	retries int       // records being retried after a failure
+	since   time.Time // when retries became positive
 	logged  time.Time // real time of the last log line
 	errors  int64
-	flag    atomic.Bool
 	lastErr string
+	flag    atomic.Bool // retries > 0
 }
 
 // recordFailLogEvery is how often a lasting record failure is logged.
 const recordFailLogEvery = 30 * time.Second
 
-func (r *recordFailing) fail(ctx context.Context, log *slog.Logger, now time.Time, err error) {
+// fail notes a failed record call; first is true on the first failure of
+// this record, which then counts until done is called.
+func (r *recordFailing) fail(ctx context.Context, log *slog.Logger, now time.Time, err error, first bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.errors++
 	r.lastErr = err.Error()
-	if !r.failing {
-		r.failing, r.since = true, now
+	if first {
+		if r.retries == 0 {
+			r.since = now
+		}
+		r.retries++
 		r.flag.Store(true)
 	}
 	if time.Since(r.logged) >= recordFailLogEvery {
@@ -542,19 +554,17 @@ func (r *recordFailing) fail(ctx context.Context, log *slog.Logger, now time.Tim
 	}
 }
 
-func (r *recordFailing) ok(ctx context.Context, log *slog.Logger) {
-	if !r.flag.Load() {
-		return
-	}
+// done ends the count of a record that had failed, however it ended.
+func (r *recordFailing) done(ctx context.Context, log *slog.Logger) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.failing {
-		r.failing = false
-		r.flag.Store(false)
-		r.logged = time.Time{}
-		log.LogAttrs(ctx, slog.LevelInfo, "convoy: attempt results are stored again; claiming resumed",
-			slog.Time("failing_since", r.since))
+	if r.retries--; r.retries > 0 {
+		return
 	}
+	r.retries = 0
+	r.flag.Store(false)
+	log.LogAttrs(ctx, slog.LevelInfo, "convoy: attempt results are stored again; claiming resumed",
+		slog.Time("failing_since", r.since))
 }
 
 func (r *recordFailing) active() bool { return r.flag.Load() }
@@ -562,7 +572,10 @@ func (r *recordFailing) active() bool { return r.flag.Load() }
 func (r *recordFailing) snapshot() (failing bool, since time.Time, errors int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.failing, r.since, r.errors
+	if r.retries == 0 {
+		return false, time.Time{}, r.errors
+	}
+	return true, r.since, r.errors
 }
 
 // retain deletes events older than Config.Retention, at start and then

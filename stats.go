@@ -89,9 +89,12 @@ type Stats struct {
 // EndpointActivity is how the attempts of this dispatcher to one endpoint
 // went within the recent window.
 type EndpointActivity struct {
+	// EndpointID names the endpoint; empty for a total.
 	EndpointID string `json:"endpoint_id"`
-	Attempts   int64  `json:"attempts"`
-	Failures   int64  `json:"failures"`
+	// Attempts counts the attempts made within the window.
+	Attempts int64 `json:"attempts"`
+	// Failures counts those that failed.
+	Failures int64 `json:"failures"`
 	// SuccessRate is (Attempts - Failures) / Attempts, and 0 when there
 	// was no attempt.
 	SuccessRate float64 `json:"success_rate"`

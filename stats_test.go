@@ -135,8 +135,8 @@ func TestPublishExpvar(t *testing.T) {
 // endpoint, failing endpoints first, and forgets what left the window.
 func TestRecentActivityPerEndpoint(t *testing.T) {
 	ok := testutil.NewReceiver(t, nil)
-	bad := testutil.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
-		if n%2 == 1 {
+	bad := testutil.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(convoy.HeaderAttempt) == "1" {
 			w.WriteHeader(500)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -369,7 +370,7 @@ func TestStoreFaultsLoseNothing(t *testing.T) {
 			require.Positive(t, refused.Load(), "some Sends failed")
 			for _, msg := range []string{
 				"convoy: claim failed, will retry",
-				"convoy: recording attempt failed, will retry",
+				"convoy: attempt results cannot be stored; claiming paused until they can",
 				"convoy: release failed; the lease will expire",
 			} {
 				require.Positive(t, logs.count(msg), "never logged %q", msg)
@@ -462,6 +463,7 @@ func (e *sfEnv) final(t *testing.T, id string, step time.Duration) (*convoy.Deli
 	}, 10*time.Second, 5*time.Millisecond, "delivery never final")
 	as, _, err := e.st.ListAttempts(context.Background(), id, convoy.Page{})
 	require.NoError(t, err)
+	slices.Reverse(as) // oldest first
 	return dl, as
 }
 
@@ -488,7 +490,11 @@ func TestStoreFaultRecovery(t *testing.T) {
 		require.Equal(t, convoy.DeliverySuccess, got.Status)
 		require.Len(t, as, 1)
 		require.Equal(t, 1, e.rc.Count())
-		require.Equal(t, 5, e.logs.count("convoy: recording attempt failed, will retry"))
+		s, err := e.d.Stats(context.Background())
+		require.NoError(t, err)
+		require.EqualValues(t, 5, s.RecordErrors)
+		require.False(t, s.RecordsFailing, "it landed")
+		require.Equal(t, 1, e.logs.count("convoy: attempt results cannot be stored; claiming paused until they can"), "logged once, not per failure")
 	})
 	t.Run("a record that never lands: the lease expires and the delivery is attempted again", func(t *testing.T) {
 		t.Parallel()

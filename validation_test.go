@@ -101,7 +101,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 					_, err := b.d.UpdateApp(ctx, convoy.NewID(), convoy.AppUpdate{Name: convoy.Ptr("a")})
 					return err
 				}, convoy.ErrNotFound},
-				{"update app empty name", func() error { _, err := b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Name: convoy.Ptr("")}); return err }, convoy.ErrInvalid},
+				{"update app empty name", func() error {
+					_, err := b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Name: convoy.Ptr("")})
+					return err
+				}, convoy.ErrInvalid},
 				{"update app to no secret", func() error {
 					_, err := b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Secrets: &[]convoy.Secret{}})
 					return err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,9 +103,9 @@ func start2(t *testing.T, clk *convoytest.Clock) (*convoy.Dispatcher, context.Co
 func ExampleClock() {
 	clk := convoytest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	calls := make(chan int, 2)
-	n := 0
+	var count atomic.Int32
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n++
+		n := int(count.Add(1))
 		if n == 1 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
