@@ -53,7 +53,9 @@ type Endpoint struct {
 	// Status is active, inactive or pending; empty means active on create.
 	Status EndpointStatus
 	// EventTypes filters what the endpoint receives: empty or "*" means
-	// every event type, otherwise only the types listed.
+	// every event type, otherwise only the types listed; an entry ending
+	// in ".*" takes every type under that prefix ("order.*" takes
+	// "order.paid" and "order.refund.created").
 	EventTypes []string
 	// Headers are sent with every request to the endpoint. They cannot
 	// replace the headers convoy sets itself (signature, IDs, Content-Type,

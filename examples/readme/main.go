@@ -31,9 +31,9 @@ func main() {
 
 	app, _ := d.CreateApp(ctx, convoy.App{Name: "Acme Corp"}) // secret generated
 	d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://acme.example/webhooks"})
-	ev, err := d.Send(ctx, app.ID, convoy.Event{
+	sent, err := d.Send(ctx, app.ID, convoy.Event{
 		Type: "invoice.paid",
 		Data: json.RawMessage(`{"invoice":"in_42","amount":1999}`),
 	}) // stored and returned at once; workers deliver, retry, record
-	log.Println(ev.Event.ID, err)
+	log.Println(sent.Event.ID, len(sent.Deliveries), err)
 }
