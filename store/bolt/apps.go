@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/convoykit/convoy"
@@ -39,23 +40,56 @@ func (s *Store) GetApp(ctx context.Context, id string) (*convoy.App, error) {
 	return app, err
 }
 
-// UpdateApp replaces a stored app. It returns an error wrapping ErrInvalid
-// if the app does not validate and ErrNotFound if it is missing.
-func (s *Store) UpdateApp(ctx context.Context, app *convoy.App) error {
-	if err := app.Validate(); err != nil {
-		return err
+// UpdateApp changes a stored app in one transaction: fn gets a copy of
+// the app as stored, and what it leaves is validated (App.Validate) and
+// stored with the stored ID and CreatedAt. It returns the app as stored.
+// An error from fn is returned as is, with nothing changed; ErrNotFound if
+// the app is missing.
+//
+// fn runs on the committer goroutine inside the batch transaction, so
+// other writes wait while it runs: it must be quick. It runs again if the
+// batch is retried after another operation failed, so it must only modify
+// its argument.
+func (s *Store) UpdateApp(ctx context.Context, id string, fn func(*convoy.App) error) (*convoy.App, error) {
+	if err := convoy.ValidateID("app ID", id); err != nil {
+		return nil, err
 	}
-	enc, err := encodeApp(app)
-	if err != nil {
-		return err
-	}
-	id := app.ID
-	return s.write(ctx, func(w *wtx) error {
-		if !has(w.Tx, bucketApps, id) {
+	var out *convoy.App
+	err := s.write(ctx, func(w *wtx) error {
+		out = nil
+		v := w.Bucket(bucketApps).Get([]byte(id))
+		if v == nil {
 			return notFound("app", id)
+		}
+		old, err := decodeApp(v)
+		if err != nil {
+			return err
+		}
+		app, err := decodeApp(v) // fn's copy
+		if err != nil {
+			return err
+		}
+		if err := fn(app); err != nil {
+			return err
+		}
+		app.ID, app.CreatedAt = old.ID, old.CreatedAt
+		if err := app.Validate(); err != nil {
+			return err
+		}
+		enc, err := encodeApp(app)
+		if err != nil {
+			return err
+		}
+		out = app.Clone()
+		if bytes.Equal(enc, v) {
+			return nil // unchanged: nothing to write
 		}
 		return w.put(bucketApps, []byte(id), enc)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // DeleteApp removes an app with its endpoints, events, deliveries,
@@ -70,13 +104,13 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 			return notFound("app", id)
 		}
 		prefix := []byte(id)
-		if err := eachKeyDeleting(w, bucketAppEvents, prefix, func(k []byte) error {
-			if ev, err := getEvent(w.Tx, string(k[idLen:])); err == nil {
+		if err := eachKeyDeleting(w, bucketAppEventCreated, prefix, func(k []byte) error {
+			if ev, err := getEvent(w.Tx, string(k[len(k)-idLen:])); err == nil {
 				if err := deleteEvent(w, ev); err != nil {
 					return err
 				}
 			}
-			return w.del(bucketAppEvents, k) // even if stale
+			return w.del(bucketAppEventCreated, k) // even if stale
 		}); err != nil {
 			return err
 		}
@@ -165,26 +199,37 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (*convoy.Endpoint, e
 	return ep, err
 }
 
-// UpdateEndpoint replaces a stored endpoint's settings and status, keeping
-// its stored Health and AppID. It returns an error wrapping ErrInvalid if
-// the endpoint does not validate and ErrNotFound if it is missing.
-func (s *Store) UpdateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
-	if ep == nil {
-		return (*convoy.Endpoint)(nil).Validate()
+// UpdateEndpoint changes a stored endpoint in one transaction, as
+// UpdateApp does: fn gets a copy of the endpoint as stored, Status and
+// Health included, and what it leaves is validated and stored with the
+// stored ID, AppID, CreatedAt and Health. A status change made by fn moves
+// the endpoint between the status counts of Stats in the same
+// transaction. An error from fn is returned as is, with nothing changed;
+// ErrNotFound if the endpoint is missing. fn runs on the committer
+// goroutine and may run more than once, as for UpdateApp.
+func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.Endpoint) error) (*convoy.Endpoint, error) {
+	if err := convoy.ValidateID("endpoint ID", id); err != nil {
+		return nil, err
 	}
-	if err := convoy.ValidateID("endpoint ID", ep.ID); err != nil {
-		return err
-	}
-	ep = ep.Clone()
-	return s.write(ctx, func(w *wtx) error {
-		old, err := getEndpoint(w.Tx, ep.ID)
+	var out *convoy.Endpoint
+	err := s.write(ctx, func(w *wtx) error {
+		out = nil
+		v := w.Bucket(bucketEndpoints).Get([]byte(id))
+		if v == nil {
+			return notFound("endpoint", id)
+		}
+		old, err := decodeEndpoint(v)
 		if err != nil {
 			return err
 		}
-		ep.AppID, ep.Health = old.AppID, old.Health
-		if ep.Status == "" {
-			ep.Status = old.Status
+		ep, err := decodeEndpoint(v) // fn's copy
+		if err != nil {
+			return err
 		}
+		if err := fn(ep); err != nil {
+			return err
+		}
+		ep.ID, ep.AppID, ep.CreatedAt, ep.Health = old.ID, old.AppID, old.CreatedAt, old.Health
 		if err := ep.Validate(); err != nil {
 			return err
 		}
@@ -192,12 +237,20 @@ func (s *Store) UpdateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 		if err != nil {
 			return err
 		}
+		out = ep.Clone()
+		if bytes.Equal(enc, v) {
+			return nil // unchanged: nothing to write
+		}
 		if old.Status != ep.Status {
 			w.count(countEndpoint+string(old.Status), -1)
 			w.count(countEndpoint+string(ep.Status), 1)
 		}
-		return w.put(bucketEndpoints, []byte(ep.ID), enc)
+		return w.put(bucketEndpoints, []byte(id), enc)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // DeleteEndpoint removes an endpoint with its deliveries and their

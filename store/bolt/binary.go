@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/convoykit/convoy"
@@ -67,7 +69,8 @@ func (w *wbuf) header(h http.Header) {
 		return
 	}
 	w.int(int64(len(h)))
-	for k, vs := range h {
+	for _, k := range slices.Sorted(maps.Keys(h)) { // deterministic
+		vs := h[k]
 		w.str(k)
 		w.int(int64(len(vs)))
 		for _, v := range vs {
@@ -308,9 +311,9 @@ func binEndpoint(e *convoy.Endpoint) []byte {
 		w.int(-1)
 	} else {
 		w.int(int64(len(e.Headers)))
-		for k, v := range e.Headers {
+		for _, k := range slices.Sorted(maps.Keys(e.Headers)) { // deterministic
 			w.str(k)
-			w.str(v)
+			w.str(e.Headers[k])
 		}
 	}
 	w.secrets(e.Secrets)

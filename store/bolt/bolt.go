@@ -5,29 +5,38 @@
 //
 // Each kind of record (apps, endpoints, events, deliveries, attempts) has a
 // bucket keyed by ID; index buckets with composite keys give the other
-// access paths: an app's endpoints and events, an event's deliveries, an
-// endpoint's deliveries by status, an app's idempotency keys, a delivery's
-// attempts by Number, events by creation time, and the due index: one key
-// per claimable delivery (Scheduled or Retry at NextAttemptAt, Processing
-// at LeaseExpiresAt), made of its due time (8 bytes, big-endian) and its
-// ID. Claim walks the due index from its start while the time is not after
-// now, so it costs O(log n + k) whatever the size of the backlog, and
-// NextDue reads its first key. When Claim passes over due entries because
-// their endpoint is at its per-endpoint cap, it parks them: moves them to a
-// list per endpoint, with an index of endpoints by earliest parked time,
-// so later Claims step over a full endpoint in one move and a slow
-// endpoint's backlog does not hide other endpoints' work; once the
-// endpoint has room its parked entries are merged back in due order.
-// Parking writes only when endpoints are full: claiming, recording and
-// releasing otherwise touch the delivery, the due index and a counter. The
-// endpoint index groups the pending statuses in one range for the same
-// reason. A meta bucket holds the schema version, checked on Open.
+// access paths: an app's endpoints, an event's deliveries, an endpoint's
+// and an app's deliveries by status class, an app's idempotency keys, a
+// delivery's attempts by Number, events by creation time (all events, an
+// app's, a type's, an app's of a type: the four indexes ListEvents
+// chooses from), and the due index: one key per claimable delivery
+// (Scheduled or Retry at NextAttemptAt, Processing at LeaseExpiresAt),
+// made of its due time (8 bytes, big-endian) and its ID. Claim walks the
+// due index from its start while the time is not after now, so it costs
+// O(log n + k) whatever the size of the backlog, and NextDue reads its
+// first key. When Claim passes over due entries because their endpoint is
+// at its per-endpoint cap, it parks them: moves them to a list per
+// endpoint, with an index of endpoints by earliest parked time, so later
+// Claims step over a full endpoint in one move and a slow endpoint's
+// backlog does not hide other endpoints' work; once the endpoint has room
+// its parked entries are merged back in due order. Parking writes only
+// when endpoints are full: claiming, recording and releasing otherwise
+// touch the delivery, the due index and a counter. The delivery indexes
+// group the pending statuses in one range for the same reason. A meta
+// bucket holds the schema version, checked on Open; Open migrates a file
+// of an older version.
 //
 // Keys use the IDs' canonical text, so every composite key splits at fixed
 // offsets and sorts like the IDs; times in keys are Unix nanoseconds with
-// the sign bit flipped, clamped to the years 1678 to 2262. Records are
-// encoded by small encode and decode functions (JSON of private structs
-// today), so the format can change behind a schema version.
+// the sign bit flipped, clamped to the years 1678 to 2262. An event type,
+// the only key part of variable length, is followed by a zero byte, which
+// sorts before every character a type may hold, so one type's keys form
+// one range; the time and ID after it sit at fixed offsets from the key's
+// end. Lists that run newest first (events, deliveries, attempts) walk
+// their index backwards, and their cursors name the last key returned.
+// Records are encoded by small encode and decode functions (a compact
+// binary form, see binary.go), so the format can change behind a schema
+// version.
 //
 // # Group commit
 //
@@ -36,8 +45,11 @@
 // many concurrent callers share one fsync. An operation that fails does not
 // affect the others of its batch: operations check everything before they
 // write, and when one fails after writing the transaction is rolled back
-// and the rest of the batch runs again without it. Reads run in their own
-// read-only transactions, concurrently with the committer.
+// and the rest of the batch runs again without it. A batch in which no
+// operation wrote is rolled back instead of committed, so it costs no
+// fsync; Claim goes further and looks for due work in a read-only
+// transaction before it queues. Reads run in their own read-only
+// transactions, concurrently with the committer.
 //
 // A caller whose context ends while its write waits for the committer gets
 // ctx.Err(); the write may still have happened (if the committer had already
@@ -47,7 +59,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -61,8 +72,10 @@ import (
 )
 
 // SchemaVersion is the version of the file layout this package reads and
-// writes. Open refuses a file with any other version.
-const SchemaVersion = 1
+// writes. Open migrates a file of version 1 (convoy v0.1.0) and refuses any
+// other version. Version 2 added the event indexes of ListEvents and the
+// app index of deliveries.
+const SchemaVersion = 2
 
 // Errors returned by Open, besides those of the convoy package.
 var (
@@ -156,6 +169,12 @@ var _ convoy.Store = (*Store)(nil)
 // ErrLocked when another Store holds the file past opts.Timeout, and with
 // ErrSchemaVersion when the file has an unknown schema version. opts may
 // be nil.
+//
+// A file written by convoy v0.1.0 (schema version 1) is migrated first:
+// Open reads every event and delivery once to build the indexes version 2
+// added, in transactions of 10,000 records, which takes about a second per
+// million records. Once migrated, the file cannot be opened by v0.1.0
+// anymore; an interrupted migration is started again by the next Open.
 func Open(path string, opts *Options) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -172,7 +191,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("convoy: bolt: open %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	if err := openSchema(db); err != nil {
 		_ = db.Close()
 		if errors.Is(err, ErrSchemaVersion) {
 			return nil, err
@@ -188,45 +207,6 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	go s.commitLoop()
 	return s, nil
-}
-
-// initSchema creates the buckets of a new file, or checks the schema
-// version of an existing one.
-func initSchema(tx *bbolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		empty := true
-		_ = tx.ForEach(func([]byte, *bbolt.Bucket) error {
-			empty = false
-			return nil
-		})
-		if !empty {
-			return fmt.Errorf("%w: no schema version in a non-empty file", ErrSchemaVersion)
-		}
-		var err error
-		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
-			return err
-		}
-		v := make([]byte, 8)
-		binary.BigEndian.PutUint64(v, SchemaVersion)
-		if err := meta.Put(keySchema, v); err != nil {
-			return err
-		}
-	} else {
-		v := meta.Get(keySchema)
-		if len(v) != 8 {
-			return fmt.Errorf("%w: malformed schema version", ErrSchemaVersion)
-		}
-		if n := binary.BigEndian.Uint64(v); n != SchemaVersion {
-			return fmt.Errorf("%w: file has version %d, this package knows %d", ErrSchemaVersion, n, SchemaVersion)
-		}
-	}
-	for _, name := range allBuckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close runs the writes already queued, stops the committer, waits for it

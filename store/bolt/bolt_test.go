@@ -112,7 +112,7 @@ func TestReopen(t *testing.T) {
 	success := delivery(ev, f.ep.ID, t0.Add(2*time.Second))
 	discarded := delivery(ev, dead.ID, t0)
 	discarded.Status = convoy.DeliveryDiscarded
-	_, _, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{scheduled, processing, retry, success, discarded})
+	_, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{scheduled, processing, retry, success, discarded})
 	require.NoError(t, err)
 
 	claim := func(now time.Time, want *convoy.Delivery) *convoy.Delivery {
@@ -186,10 +186,11 @@ func TestReopen(t *testing.T) {
 	// The idempotency key still answers with the first event.
 	again := storetest.NewEvent(f.app.ID, t0.Add(time.Hour))
 	again.IdempotencyKey = "order-42"
-	got, inserted, err := s.InsertEvent(ctx, again, nil)
+	res, err := s.InsertEvent(ctx, again, nil)
 	require.NoError(t, err)
-	require.False(t, inserted)
-	require.Equal(t, ev, got)
+	require.False(t, res.Inserted)
+	require.Equal(t, ev, res.Event)
+	require.ElementsMatch(t, ids(after.deliveries), ids(res.Deliveries))
 
 	// Fencing still holds: a stranger's lease is refused.
 	_, err = s.Record(ctx, convoy.Transition{DeliveryID: held.ID, LeaseID: convoy.NewID(), Now: t0, Status: convoy.DeliverySuccess})
@@ -228,7 +229,7 @@ func TestConcurrentInsertsSurviveReopen(t *testing.T) {
 			defer wg.Done()
 			for range perG {
 				ev := storetest.NewEvent(f.app.ID, t0)
-				if _, _, err := f.s.InsertEvent(ctx, ev, []*convoy.Delivery{delivery(ev, f.ep.ID, t0)}); err != nil {
+				if _, err := f.s.InsertEvent(ctx, ev, []*convoy.Delivery{delivery(ev, f.ep.ID, t0)}); err != nil {
 					errs[g] = err
 					return
 				}
@@ -290,11 +291,11 @@ func TestClaimParksFullEndpoint(t *testing.T) {
 	for i := range ds {
 		ds[i] = delivery(ev, f.ep.ID, t0.Add(time.Duration(i)*time.Millisecond))
 	}
-	_, _, err = s.InsertEvent(ctx, ev, ds)
+	_, err = s.InsertEvent(ctx, ev, ds)
 	require.NoError(t, err)
 	ev2 := storetest.NewEvent(f.app.ID, t0)
 	late := delivery(ev2, other.ID, t0.Add(time.Hour))
-	_, _, err = s.InsertEvent(ctx, ev2, []*convoy.Delivery{late})
+	_, err = s.InsertEvent(ctx, ev2, []*convoy.Delivery{late})
 	require.NoError(t, err)
 
 	now := t0.Add(2 * time.Hour)
@@ -364,7 +365,7 @@ func TestParkedSurviveReopen(t *testing.T) {
 		delivery(ev, f.ep.ID, t0.Add(-2*time.Second)),
 		delivery(ev, f.ep.ID, t0.Add(-time.Second)),
 	}
-	_, _, err := f.s.InsertEvent(ctx, ev, ds)
+	_, err := f.s.InsertEvent(ctx, ev, ds)
 	require.NoError(t, err)
 	got, err := f.s.Claim(ctx, convoy.ClaimRequest{Now: t0, Limit: 10, Owner: "w", Lease: time.Minute,
 		PerEndpoint: 1, InFlight: map[string]int{f.ep.ID: 1}})
@@ -405,7 +406,7 @@ func TestStats(t *testing.T) {
 	}
 	discarded := delivery(ev, dead.ID, t0)
 	discarded.Status = convoy.DeliveryDiscarded
-	_, _, err = f.s.InsertEvent(ctx, ev, append(ds, discarded))
+	_, err = f.s.InsertEvent(ctx, ev, append(ds, discarded))
 	require.NoError(t, err)
 
 	// One claimed (its lease runs to t0+1m), three parked, two waiting.
@@ -466,7 +467,7 @@ func TestStatsDueNowBounded(t *testing.T) {
 	for i := range ds {
 		ds[i] = delivery(ev, f.ep.ID, t0)
 	}
-	_, _, err := f.s.InsertEvent(ctx, ev, ds)
+	_, err := f.s.InsertEvent(ctx, ev, ds)
 	require.NoError(t, err)
 	st, err := f.s.Stats(ctx, t0)
 	require.NoError(t, err)
@@ -526,7 +527,7 @@ func TestBatchFailuresIsolated(t *testing.T) {
 	ctx := context.Background()
 	f := setup(t, newStore(t))
 	first := storetest.NewEvent(f.app.ID, t0)
-	_, _, err := f.s.InsertEvent(ctx, first, nil)
+	_, err := f.s.InsertEvent(ctx, first, nil)
 	require.NoError(t, err)
 
 	const n = 200
@@ -542,7 +543,7 @@ func TestBatchFailuresIsolated(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, results[i] = f.s.InsertEvent(ctx, ev, []*convoy.Delivery{delivery(ev, f.ep.ID, t0)})
+			_, results[i] = f.s.InsertEvent(ctx, ev, []*convoy.Delivery{delivery(ev, f.ep.ID, t0)})
 		}()
 	}
 	wg.Wait()

@@ -18,6 +18,13 @@ type op struct {
 	// set its results afresh on every run: a batch may run again after
 	// another operation failed.
 	fn func(w *wtx) error
+	// alone makes the operation run in a transaction of its own, exactly
+	// once: Update runs the caller's function this way, since it writes
+	// without going through wtx and may not expect to run twice.
+	alone bool
+	// committed, when set, is called on the committer goroutine after the
+	// operation's transaction committed.
+	committed func()
 
 	// Set by the committer before done is closed.
 	err      error
@@ -84,13 +91,23 @@ func (w *wtx) del(bucket, k []byte) error {
 // errAbort rolls back a batch transaction after an operation failed halfway.
 var errAbort = errors.New("convoy: bolt: batch aborted")
 
+// errNothing rolls back a batch transaction in which no operation wrote:
+// committing it would still write bbolt's meta page and freelist and wait
+// for an fsync.
+var errNothing = errors.New("convoy: bolt: nothing written")
+
 // write queues fn for the committer and waits for its outcome. If ctx ends
 // first it returns ctx.Err(), and fn may or may not have been committed.
 func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
+	return s.run(ctx, &op{fn: fn})
+}
+
+// run queues o for the committer and waits for its outcome, as write does.
+func (s *Store) run(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
+	o.ctx, o.done = ctx, make(chan struct{})
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -150,7 +167,15 @@ func (s *Store) flush() bool {
 	clear(s.queue[rest:])
 	s.queue = s.queue[:rest]
 	s.mu.Unlock()
-	s.commit(batch)
+	shared := batch[:0]
+	for _, o := range batch {
+		if o.alone {
+			s.commit([]*op{o})
+		} else {
+			shared = append(shared, o)
+		}
+	}
+	s.commit(shared)
 	return true
 }
 
@@ -174,13 +199,21 @@ func (s *Store) commit(batch []*op) {
 			for _, name := range appendBuckets {
 				tx.Bucket(name).FillPercent = appendFill
 			}
+			wrote := false
 			for _, o := range pending {
 				w.dirty = false
 				o.run(w)
-				if (o.err != nil || o.panicked != nil) && w.dirty {
-					bad = o
-					return errAbort
+				if o.err != nil || o.panicked != nil {
+					if w.dirty {
+						bad = o
+						return errAbort
+					}
+					continue
 				}
+				wrote = wrote || w.dirty
+			}
+			if !wrote {
+				return errNothing
 			}
 			return w.flushCounts()
 		})
@@ -189,12 +222,17 @@ func (s *Store) commit(batch []*op) {
 			pending = slices.DeleteFunc(pending, func(o *op) bool { return o == bad })
 			continue
 		}
-		if err != nil {
+		if errors.Is(err, errNothing) {
+			err = nil
+		} else if err != nil {
 			err = fmt.Errorf("convoy: bolt: commit: %w", mapErr(err))
 		}
 		for _, o := range pending {
 			if err != nil {
 				o.err, o.panicked = err, nil
+			}
+			if err == nil && o.err == nil && o.panicked == nil && o.committed != nil {
+				o.committed()
 			}
 			close(o.done)
 		}

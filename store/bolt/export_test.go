@@ -41,6 +41,9 @@ func checkIndexes(tx *bbolt.Tx) error {
 		if b(bucketEndpointDeliveries).Get(endpointDeliveryKey(d.EndpointID, d.Status, d.ID)) == nil {
 			return fmt.Errorf("delivery %s missing from the endpoint index", d.ID)
 		}
+		if b(bucketAppDeliveries).Get(appDeliveryKey(d.AppID, d.Status, d.ID)) == nil {
+			return fmt.Errorf("delivery %s missing from the app index", d.ID)
+		}
 		if b(bucketEventDeliveries).Get(join([]byte(d.EventID), []byte(d.ID))) == nil {
 			return fmt.Errorf("delivery %s missing from the event index", d.ID)
 		}
@@ -115,6 +118,11 @@ func checkIndexes(tx *bbolt.Tx) error {
 	}); err != nil {
 		return err
 	}
+	for _, idx := range [][]byte{bucketEndpointDeliveries, bucketAppDeliveries, bucketEventDeliveries} {
+		if b(idx).Stats().KeyN != b(bucketDeliveries).Stats().KeyN {
+			return fmt.Errorf("%s has stale entries", idx)
+		}
+	}
 	if err := b(bucketEndpoints).ForEach(func(k, v []byte) error {
 		ep, err := decodeEndpoint(v)
 		if err != nil {
@@ -133,9 +141,10 @@ func checkIndexes(tx *bbolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		if b(bucketAppEvents).Get(join([]byte(ev.AppID), k)) == nil ||
-			b(bucketEventCreated).Get(join(timeKey(ev.CreatedAt), k)) == nil {
-			return fmt.Errorf("event %s missing from an index", k)
+		for _, ik := range eventIndexKeys(ev) {
+			if b(ik.bucket).Get(ik.key) == nil {
+				return fmt.Errorf("event %s missing from %s", k, ik.bucket)
+			}
 		}
 		if ev.IdempotencyKey != "" && b(bucketIdempotency).Get(join([]byte(ev.AppID), []byte(ev.IdempotencyKey))) == nil {
 			return fmt.Errorf("idempotency key of event %s missing", k)
@@ -144,7 +153,7 @@ func checkIndexes(tx *bbolt.Tx) error {
 	}); err != nil {
 		return err
 	}
-	for _, idx := range [][]byte{bucketAppEvents, bucketEventCreated} {
+	for _, idx := range [][]byte{bucketEventCreated, bucketAppEventCreated, bucketTypeEventCreated, bucketAppTypeEventCreated} {
 		if b(idx).Stats().KeyN != b(bucketEvents).Stats().KeyN {
 			return fmt.Errorf("%s has stale entries", idx)
 		}

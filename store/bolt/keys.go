@@ -26,17 +26,28 @@ var (
 
 	// bucketAppEndpoints: appID + endpointID.
 	bucketAppEndpoints = []byte("idx_app_endpoints")
-	// bucketAppEvents: appID + eventID.
-	bucketAppEvents = []byte("idx_app_events")
 	// bucketIdempotency: appID + idempotency key → eventID.
 	bucketIdempotency = []byte("idx_idempotency")
-	// bucketEventCreated: 8-byte created time + eventID, for DeleteBefore.
+	// bucketEventCreated: 8-byte created time + eventID: every event,
+	// for ListEvents and DeleteBefore.
 	bucketEventCreated = []byte("idx_event_created")
+	// bucketAppEventCreated: appID + 8-byte created time + eventID: an
+	// app's events, for ListEvents and DeleteApp.
+	bucketAppEventCreated = []byte("idx_app_event_created")
+	// bucketTypeEventCreated: type + 0x00 + 8-byte created time + eventID
+	// (see typePrefix).
+	bucketTypeEventCreated = []byte("idx_type_event_created")
+	// bucketAppTypeEventCreated: appID + type + 0x00 + 8-byte created time
+	// + eventID.
+	bucketAppTypeEventCreated = []byte("idx_app_type_event_created")
 	// bucketEventDeliveries: eventID + deliveryID.
 	bucketEventDeliveries = []byte("idx_event_deliveries")
 	// bucketEndpointDeliveries: endpointID + 1-byte status class (see
 	// statusClass) + deliveryID.
 	bucketEndpointDeliveries = []byte("idx_endpoint_deliveries")
+	// bucketAppDeliveries: appID + 1-byte status class + deliveryID, for
+	// an app's deliveries across its endpoints.
+	bucketAppDeliveries = []byte("idx_app_deliveries")
 	// bucketDue: 8-byte due time + deliveryID → endpointID. It holds every
 	// Scheduled or Retry delivery at its NextAttemptAt and every Processing
 	// delivery at its LeaseExpiresAt, except those parked.
@@ -61,17 +72,20 @@ var (
 
 	allBuckets = [][]byte{
 		bucketApps, bucketEndpoints, bucketEvents, bucketDeliveries, bucketAttempts,
-		bucketAppEndpoints, bucketAppEvents, bucketIdempotency, bucketEventCreated,
-		bucketEventDeliveries, bucketEndpointDeliveries, bucketDue,
+		bucketAppEndpoints, bucketIdempotency, bucketEventCreated,
+		bucketAppEventCreated, bucketTypeEventCreated, bucketAppTypeEventCreated,
+		bucketEventDeliveries, bucketEndpointDeliveries, bucketAppDeliveries, bucketDue,
 		bucketParked, bucketParkedHeads, bucketParkedHead, bucketCounts,
 	}
 
 	// appendBuckets take new keys mostly at the end of a few ranges (keys
-	// led by time-ordered IDs or times), so their pages are filled to
-	// appendFill before they split instead of bbolt's default half.
+	// led by time-ordered IDs or times, under a prefix that has few
+	// values), so their pages are filled to appendFill before they split
+	// instead of bbolt's default half.
 	appendBuckets = [][]byte{
-		bucketEvents, bucketDeliveries, bucketAppEvents, bucketEventCreated,
-		bucketEventDeliveries,
+		bucketEvents, bucketDeliveries, bucketAttempts, bucketEventCreated,
+		bucketAppEventCreated, bucketTypeEventCreated, bucketAppTypeEventCreated,
+		bucketEventDeliveries, bucketEndpointDeliveries, bucketAppDeliveries,
 	}
 
 	keySchema = []byte("schema")
@@ -126,6 +140,38 @@ func join(parts ...[]byte) []byte {
 	return b
 }
 
+// eventKeyLen is the length of the part of an event index key that
+// follows its prefix: the created time and the event ID.
+const eventKeyLen = timeLen + idLen
+
+// eventKey is the suffix of an event's keys in the creation-time indexes:
+// its created time, then its ID, so that the keys under one prefix sort
+// by (CreatedAt, ID).
+func eventKey(ev *convoy.Event) []byte {
+	return append(timeKey(ev.CreatedAt), ev.ID...)
+}
+
+// typePrefix is the prefix of an event type's keys in the type indexes:
+// the type and a zero byte. Types are made of [a-zA-Z0-9_.-], so the zero
+// byte ends the prefix of exactly one type: "order" + 0x00 sorts before,
+// and is no prefix of, "order.paid" + 0x00.
+func typePrefix(eventType string) []byte {
+	return append([]byte(eventType), 0)
+}
+
+// eventIndexKeys returns the key of ev in each creation-time index, by
+// bucket.
+func eventIndexKeys(ev *convoy.Event) [4]struct{ bucket, key []byte } {
+	k := eventKey(ev)
+	app, typ := []byte(ev.AppID), typePrefix(ev.Type)
+	return [4]struct{ bucket, key []byte }{
+		{bucketEventCreated, k},
+		{bucketAppEventCreated, join(app, k)},
+		{bucketTypeEventCreated, join(typ, k)},
+		{bucketAppTypeEventCreated, join(app, typ, k)},
+	}
+}
+
 // dueKey is the due-index key of a delivery due at t.
 func dueKey(t time.Time, deliveryID string) []byte {
 	return append(timeKey(t), deliveryID...)
@@ -173,6 +219,11 @@ func endpointDeliveryKey(endpointID string, status convoy.DeliveryStatus, delive
 	return append(b, deliveryID...)
 }
 
+// appDeliveryKey is the key of a delivery in the app index.
+func appDeliveryKey(appID string, status convoy.DeliveryStatus, deliveryID string) []byte {
+	return endpointDeliveryKey(appID, status, deliveryID) // same shape
+}
+
 // Prefixes of the keys of bucketCounts.
 const (
 	countDelivery = "d:"
@@ -183,6 +234,19 @@ const (
 // byte. Seeking to it resumes a walk after k.
 func successor(k []byte) []byte {
 	return join(k, []byte{0})
+}
+
+// prefixEnd returns the smallest key greater than every key that starts
+// with prefix, or nil when there is none (prefix is empty or all 0xFF).
+func prefixEnd(prefix []byte) []byte {
+	end := clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
 
 // clone copies b; bbolt's slices are only valid during their transaction.

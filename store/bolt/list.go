@@ -7,7 +7,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// walkPage visits, in key order, the keys of b that start with prefix and
+// walkPage visits, in ascending key order, the keys of b that start with prefix and
 // come after prefix+page.Cursor, at most page.Size() of them. visit returns
 // the cursor of the item it took. next is set to the cursor of the last
 // item visited when more keys follow, and to "" at the end.
@@ -42,11 +42,40 @@ func walkPage(b *bbolt.Bucket, prefix []byte, page convoy.Page, visit func(k, v 
 	return nil
 }
 
-// mergeWalk visits in delivery-ID order the union of several ranges of the
-// endpoint index, each the keys with one of prefixes (endpoint ID +
-// status), whose delivery IDs come after the ID after. It stops when visit
-// returns false.
-func mergeWalk(b *bbolt.Bucket, prefixes [][]byte, after string, visit func(id string) (bool, error)) error {
+// walkDesc visits, in descending key order, the keys k of b with lo ≤ k <
+// hi (hi nil: every key from lo to the end of b), until visit returns
+// false.
+func walkDesc(b *bbolt.Bucket, lo, hi []byte, visit func(k, v []byte) (bool, error)) error {
+	c := b.Cursor()
+	var k, v []byte
+	if hi == nil {
+		k, v = c.Last()
+	} else {
+		k, v = seekBefore(c, hi)
+	}
+	for ; k != nil && bytes.Compare(k, lo) >= 0; k, v = c.Prev() {
+		more, err := visit(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// seekBefore moves c to the last key before k and returns it, or nil.
+func seekBefore(c *bbolt.Cursor, k []byte) ([]byte, []byte) {
+	if got, _ := c.Seek(k); got == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// mergeDesc visits in descending delivery-ID order the union of several
+// ranges of a delivery index (the endpoint or the app index), each the
+// keys with one of prefixes (owner ID + status class), whose delivery IDs
+// come before the ID before (all of them when before is empty). It stops
+// when visit returns false.
+func mergeDesc(b *bbolt.Bucket, prefixes [][]byte, before string, visit func(id string) (bool, error)) error {
 	type head struct {
 		c      *bbolt.Cursor
 		prefix []byte
@@ -55,10 +84,15 @@ func mergeWalk(b *bbolt.Bucket, prefixes [][]byte, after string, visit func(id s
 	heads := make([]*head, 0, len(prefixes))
 	for _, p := range prefixes {
 		h := &head{c: b.Cursor(), prefix: p}
-		start := join(p, []byte(after))
-		k, _ := h.c.Seek(start)
-		if after != "" && bytes.Equal(k, start) {
-			k, _ = h.c.Next()
+		hi := prefixEnd(p)
+		if before != "" {
+			hi = join(p, []byte(before))
+		}
+		var k []byte
+		if hi == nil {
+			k, _ = h.c.Last()
+		} else {
+			k, _ = seekBefore(h.c, hi)
 		}
 		if hasPrefix(k, p) {
 			h.id = k[len(p):]
@@ -66,23 +100,23 @@ func mergeWalk(b *bbolt.Bucket, prefixes [][]byte, after string, visit func(id s
 		heads = append(heads, h)
 	}
 	for {
-		var min *head
+		var top *head
 		for _, h := range heads {
-			if h.id != nil && (min == nil || bytes.Compare(h.id, min.id) < 0) {
-				min = h
+			if h.id != nil && (top == nil || bytes.Compare(h.id, top.id) > 0) {
+				top = h
 			}
 		}
-		if min == nil {
+		if top == nil {
 			return nil
 		}
-		more, err := visit(string(min.id))
+		more, err := visit(string(top.id))
 		if err != nil || !more {
 			return err
 		}
-		k, _ := min.c.Next()
-		min.id = nil
-		if hasPrefix(k, min.prefix) {
-			min.id = k[len(min.prefix):]
+		k, _ := top.c.Prev()
+		top.id = nil
+		if hasPrefix(k, top.prefix) {
+			top.id = k[len(top.prefix):]
 		}
 	}
 }

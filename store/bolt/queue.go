@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -31,6 +32,13 @@ import (
 // where F ≤ len(req.InFlight) counts the full endpoints stepped over; each
 // costs O(log n).
 //
+// A Claim first looks in a read-only transaction whether it would claim
+// or park anything, and returns at once, without queueing for the
+// committer or writing, when it would not: an idle dispatcher polling
+// costs no commit. A Claim that hands out nothing still writes when it
+// parks entries of full endpoints; each entry is parked once, so polling
+// while the endpoints stay full soon writes nothing again.
+//
 // req.Limit ≤ 0 claims nothing; req.Lease ≤ 0 is an error wrapping
 // ErrInvalid.
 func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
@@ -48,6 +56,20 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 	}
 	req.InFlight = maps.Clone(req.InFlight)
 	maxSkip := s.opts.MaxClaimSkip
+	var work bool
+	if err := s.view(ctx, func(tx *bbolt.Tx) error {
+		// The first pick or park is enough to know that the Claim writes.
+		one := req
+		one.Limit = 1
+		picks, parks := pickDue(tx, one, 1)
+		work = len(picks) > 0 || len(parks) > 0
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if !work {
+		return nil, nil
+	}
 	var out []*convoy.Delivery
 	err := s.write(ctx, func(w *wtx) error {
 		out = nil
@@ -514,54 +536,123 @@ func (s *Store) Requeue(ctx context.Context, r convoy.RequeueRequest) (int, erro
 	return n, nil
 }
 
-// DeleteBefore removes, in one transaction, the events created before
-// cutoff with their deliveries and attempts, except events that still have
-// a delivery Scheduled, Processing or Retry. It walks the creation-time
-// index from its start, so it reads only events older than cutoff (and
-// their deliveries). It returns how many events it removed. Other writes
-// wait while it runs, so remove a large backlog with successive cutoffs.
-func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time) (int, error) {
+// DeleteBefore removes up to limit events created before cutoff, oldest
+// first, with their deliveries, attempts and index entries, except events
+// that still have a delivery Scheduled, Processing or Retry (those are
+// skipped and do not count). limit ≤ 0 means convoy.DefaultDeleteBatch. It
+// returns how many events it removed; repeat while that equals limit.
+//
+// It first walks the creation-time index in a read-only transaction,
+// which does not hold up writers, to pick the events to remove; then one
+// committer operation checks each again and removes it. Writers wait only
+// for that operation, whose cost is proportional to limit and the
+// deliveries and attempts of the events removed, not to the number of old
+// events still pending before them. When a picked event changed in
+// between (it was re-sent or removed), the operation looks for as many
+// others after the last one picked, reading at most limit more index
+// keys.
+func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		limit = convoy.DefaultDeleteBatch
+	}
 	cutKey := timeKey(cutoff)
+	var picked [][]byte // keys in bucketEventCreated
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		picked = nil
+		return walkDeletable(tx, nil, cutoff, cutKey, math.MaxInt, func(k []byte, _ *convoy.Event) (bool, error) {
+			picked = append(picked, clone(k))
+			return len(picked) < limit, nil
+		})
+	})
+	if err != nil || len(picked) == 0 {
+		return 0, err
+	}
 	var n int
-	err := s.write(ctx, func(w *wtx) error {
+	err = s.write(ctx, func(w *wtx) error {
 		n = 0
-		var pos []byte
-		for {
-			c := w.Bucket(bucketEventCreated).Cursor()
-			var k []byte
-			if pos == nil {
-				k, _ = c.First()
-			} else {
-				k, _ = c.Seek(pos)
+		for _, k := range picked {
+			if w.Bucket(bucketEventCreated).Get(k) == nil {
+				continue // removed meanwhile
 			}
-			if k == nil || bytes.Compare(k[:timeLen], cutKey) > 0 {
-				return nil
-			}
-			pos = successor(k)
 			ev, err := getEvent(w.Tx, string(k[timeLen:]))
 			if err != nil {
 				return err
-			}
-			if !ev.CreatedAt.Before(cutoff) {
-				continue
 			}
 			pending, err := hasPending(w.Tx, ev.ID)
 			if err != nil {
 				return err
 			}
 			if pending {
-				continue
+				continue // re-sent meanwhile
 			}
 			if err := deleteEvent(w, ev); err != nil {
 				return err
 			}
 			n++
 		}
+		if n == len(picked) || len(picked) < limit {
+			return nil
+		}
+		// Some picked events changed: make up for them with events after
+		// the last one picked, so that a full batch still means "maybe
+		// more". Deleting moves no key of the walk, which re-seeks after
+		// each removal.
+		want := len(picked) - n
+		return walkDeletable(w.Tx, successor(picked[len(picked)-1]), cutoff, cutKey, limit, func(_ []byte, ev *convoy.Event) (bool, error) {
+			if err := deleteEvent(w, ev); err != nil {
+				return false, err
+			}
+			n++
+			want--
+			return want > 0, nil
+		})
 	})
 	if err != nil {
 		return 0, err
 	}
 	return n, nil
+}
+
+// walkDeletable visits, oldest first from the key from (nil: the first),
+// the events created before cutoff (whose time key is cutKey) that have
+// no pending delivery, with their keys in bucketEventCreated, until visit
+// returns false or maxKeys keys of the index have been read. visit may
+// write: the walk re-seeks after each call.
+func walkDeletable(tx *bbolt.Tx, from []byte, cutoff time.Time, cutKey []byte, maxKeys int,
+	visit func(k []byte, ev *convoy.Event) (bool, error)) error {
+	pos := from
+	for range maxKeys {
+		c := tx.Bucket(bucketEventCreated).Cursor()
+		var k []byte
+		if pos == nil {
+			k, _ = c.First()
+		} else {
+			k, _ = c.Seek(pos)
+		}
+		if k == nil || bytes.Compare(k[:timeLen], cutKey) > 0 {
+			return nil
+		}
+		k = clone(k)
+		pos = successor(k)
+		ev, err := getEvent(tx, string(k[timeLen:]))
+		if err != nil {
+			return err
+		}
+		if !ev.CreatedAt.Before(cutoff) {
+			continue // only when both times are clamped in the key
+		}
+		pending, err := hasPending(tx, ev.ID)
+		if err != nil {
+			return err
+		}
+		if pending {
+			continue
+		}
+		if more, err := visit(k, ev); err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // hasPending reports whether an event has a delivery that is not final.

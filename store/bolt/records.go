@@ -47,9 +47,9 @@ func has(tx *bbolt.Tx, bucket []byte, key string) bool {
 }
 
 // putDelivery stores d, whose stored version is old (nil for a new
-// delivery), and moves its index entries to match: the endpoint index by
-// status, the due index, and for a new delivery the event index. d must
-// already be encoded as enc.
+// delivery), and moves its index entries to match: the endpoint and app
+// indexes by status class, the due index, and for a new delivery the event
+// index. d must already be encoded as enc.
 func putDelivery(w *wtx, old, d *convoy.Delivery, enc []byte) error {
 	if err := w.put(bucketDeliveries, []byte(d.ID), enc); err != nil {
 		return err
@@ -64,8 +64,14 @@ func putDelivery(w *wtx, old, d *convoy.Delivery, enc []byte) error {
 			if err := w.del(bucketEndpointDeliveries, endpointDeliveryKey(old.EndpointID, old.Status, old.ID)); err != nil {
 				return err
 			}
+			if err := w.del(bucketAppDeliveries, appDeliveryKey(old.AppID, old.Status, old.ID)); err != nil {
+				return err
+			}
 		}
 		if err := w.put(bucketEndpointDeliveries, endpointDeliveryKey(d.EndpointID, d.Status, d.ID), nil); err != nil {
+			return err
+		}
+		if err := w.put(bucketAppDeliveries, appDeliveryKey(d.AppID, d.Status, d.ID), nil); err != nil {
 			return err
 		}
 	}
@@ -182,6 +188,9 @@ func deleteDelivery(w *wtx, id string) error {
 	if err := w.del(bucketEndpointDeliveries, endpointDeliveryKey(d.EndpointID, d.Status, d.ID)); err != nil {
 		return err
 	}
+	if err := w.del(bucketAppDeliveries, appDeliveryKey(d.AppID, d.Status, d.ID)); err != nil {
+		return err
+	}
 	w.count(countDelivery+string(d.Status), -1)
 	if err := w.del(bucketEventDeliveries, join([]byte(d.EventID), []byte(d.ID))); err != nil {
 		return err
@@ -205,13 +214,26 @@ func deleteEvent(w *wtx, ev *convoy.Event) error {
 			}
 		}
 	}
-	if err := w.del(bucketAppEvents, join([]byte(ev.AppID), []byte(ev.ID))); err != nil {
-		return err
-	}
-	if err := w.del(bucketEventCreated, join(timeKey(ev.CreatedAt), []byte(ev.ID))); err != nil {
-		return err
+	for _, ik := range eventIndexKeys(ev) {
+		if err := w.del(ik.bucket, ik.key); err != nil {
+			return err
+		}
 	}
 	return w.del(bucketEvents, []byte(ev.ID))
+}
+
+// putEvent stores a new event, encoded as enc, with its entries in the
+// creation-time indexes.
+func putEvent(w *wtx, ev *convoy.Event, enc []byte) error {
+	if err := w.put(bucketEvents, []byte(ev.ID), enc); err != nil {
+		return err
+	}
+	for _, ik := range eventIndexKeys(ev) {
+		if err := w.put(ik.bucket, ik.key, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deleteEndpoint removes an endpoint with its deliveries and their

@@ -45,7 +45,7 @@ func BenchmarkStats(b *testing.B) {
 					}
 					ds = append(ds, d)
 				}
-				if _, _, err := st.InsertEvent(ctx, ev, ds); err != nil {
+				if _, err := st.InsertEvent(ctx, ev, ds); err != nil {
 					b.Fatal(err)
 				}
 			}

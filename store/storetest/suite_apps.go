@@ -247,31 +247,6 @@ func testEndpointCRUD(t *testing.T, s convoy.Store) {
 	require.Equal(t, e.ep.ID, eps[0].ID)
 }
 
-func testUpdateEndpointKeepsHealthAndApp(t *testing.T, s convoy.Store) {
-	e := setup(t, s)
-	other := e.newApp()
-	d := e.one(t0)
-	e.finish(d, t0, convoy.DeliveryRetry, 500)
-	stored := e.endpoint(e.ep.ID)
-	require.NotZero(t, stored.Health.ConsecutiveFailures)
-
-	u := stored.Clone()
-	u.AppID = other.ID
-	u.Health = convoy.EndpointHealth{LastStatusCode: 299}
-	u.Description = "moved?"
-	u.Status = convoy.EndpointPending
-	ret := e.updateEndpoint(u)
-
-	want := u.Clone()
-	want.AppID = e.app.ID
-	want.Health = stored.Health
-	requireEqual(t, want, ret)
-	requireEqual(t, want, e.endpoint(e.ep.ID))
-	eps, _, err := s.ListEndpoints(e.ctx, other.ID, convoy.Page{})
-	require.NoError(t, err)
-	require.Empty(t, eps)
-}
-
 func testEndpointInvalid(t *testing.T, s convoy.Store) {
 	e := setup(t, s)
 	ctx := e.ctx

@@ -49,6 +49,57 @@ func testInsertEvent(t *testing.T, s convoy.Store) {
 	}
 }
 
+// testInsertSkipsRemovedEndpoint: a delivery whose endpoint no longer
+// exists is skipped, the rest of the event is stored, and the result tells
+// what was. Only an unknown app is ErrNotFound.
+func testInsertSkipsRemovedEndpoint(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	removed := e.newEndpoint(e.app.ID)
+	kept := e.newEndpoint(e.app.ID)
+	require.NoError(t, s.DeleteEndpoint(e.ctx, removed.ID))
+
+	ev := NewEvent(e.app.ID, t0)
+	ev.IdempotencyKey = "order-9"
+	ds := []*convoy.Delivery{
+		NewDelivery(ev, e.ep.ID), NewDelivery(ev, removed.ID),
+		NewDelivery(ev, kept.ID), NewDelivery(ev, convoy.NewID()),
+	}
+	stored := []*convoy.Delivery{ds[0], ds[2]}
+	res, err := s.InsertEvent(e.ctx, ev, ds)
+	require.NoError(t, err)
+	require.True(t, res.Inserted)
+	requireEqual(t, ev, res.Event)
+	requireEqual(t, byID(stored...), byID(res.Deliveries...))
+	requireEqual(t, newest(stored...), e.deliveries(convoy.DeliveryQuery{EventID: ev.ID}))
+	e.requireGone("", ds[1].ID, ds[3].ID)
+	require.Equal(t, map[convoy.DeliveryStatus]int{convoy.DeliveryScheduled: 2}, e.deliveryStats())
+	got := e.claim(convoy.ClaimRequest{Now: t0})
+	require.ElementsMatch(t, ids(stored), ids(got))
+
+	// A repeat answers with what the first call stored.
+	res, err = s.InsertEvent(e.ctx, ev, ds)
+	require.NoError(t, err)
+	require.False(t, res.Inserted)
+	require.ElementsMatch(t, ids(stored), ids(res.Deliveries))
+
+	// Every endpoint gone: the event is stored without deliveries.
+	lone := NewEvent(e.app.ID, t0)
+	res, err = s.InsertEvent(e.ctx, lone, []*convoy.Delivery{NewDelivery(lone, removed.ID)})
+	require.NoError(t, err)
+	require.True(t, res.Inserted)
+	require.Empty(t, res.Deliveries)
+	gotEv, err := s.GetEvent(e.ctx, lone.ID)
+	require.NoError(t, err)
+	requireEqual(t, lone, gotEv)
+
+	// An unknown app is an error, with or without deliveries.
+	orphan := NewEvent(convoy.NewID(), t0)
+	_, err = s.InsertEvent(e.ctx, orphan, []*convoy.Delivery{NewDelivery(orphan, removed.ID)})
+	e.requireNotFound(err)
+	_, err = s.GetEvent(e.ctx, orphan.ID)
+	e.requireNotFound(err)
+}
+
 func testInsertDuplicates(t *testing.T, s convoy.Store) {
 	e := setup(t, s)
 	ev, ds := e.send(t0, e.ep)

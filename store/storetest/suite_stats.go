@@ -44,6 +44,33 @@ func (e *env) requireStats(now time.Time, dueNow int, oldest time.Time) {
 	require.True(e.t, oldest.Equal(st.OldestDue), "oldest due %v, want %v", st.OldestDue, oldest)
 }
 
+// requireCounts checks the delivery and endpoint counts of Stats against
+// a recount.
+func (e *env) requireCounts(now time.Time) {
+	e.t.Helper()
+	st, err := e.s.Stats(e.ctx, now)
+	require.NoError(e.t, err)
+	ds, eps := e.recount()
+	require.Equal(e.t, ds, nonZero(st.Deliveries), "deliveries by status")
+	require.Equal(e.t, eps, nonZero(st.Endpoints), "endpoints by status")
+}
+
+// deliveryStats returns the delivery counts of Stats, without zeros.
+func (e *env) deliveryStats() map[convoy.DeliveryStatus]int {
+	e.t.Helper()
+	st, err := e.s.Stats(e.ctx, t0)
+	require.NoError(e.t, err)
+	return nonZero(st.Deliveries)
+}
+
+// endpointStats returns the endpoint counts of Stats, without zeros.
+func (e *env) endpointStats() map[convoy.EndpointStatus]int {
+	e.t.Helper()
+	st, err := e.s.Stats(e.ctx, t0)
+	require.NoError(e.t, err)
+	return nonZero(st.Endpoints)
+}
+
 func nonZero[K comparable](m map[K]int) map[K]int {
 	out := map[K]int{}
 	for k, v := range m {

@@ -1,0 +1,420 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/convoykit/convoy"
+)
+
+const appCols = `id, name, support_email, secrets, signing, created_at, updated_at`
+
+func scanApp(row pgx.Row) (*convoy.App, error) {
+	var (
+		a                convoy.App
+		secrets, signing []byte
+		created, updated *int64
+	)
+	if err := row.Scan(&a.ID, &a.Name, &a.SupportEmail, &secrets, &signing, &created, &updated); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.Secrets, err = decodeSecrets(secrets); err != nil {
+		return nil, err
+	}
+	if err := decodeJSON("signing", signing, &a.Signing); err != nil {
+		return nil, err
+	}
+	a.CreatedAt, a.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &a, nil
+}
+
+func appTimes(a *convoy.App) error {
+	ts := []convoy.Secret(a.Secrets)
+	for _, s := range ts {
+		if err := checkTimes("app secret", s.CreatedAt, s.ExpiresAt); err != nil {
+			return err
+		}
+	}
+	return checkTimes("app", a.CreatedAt, a.UpdatedAt)
+}
+
+// CreateApp implements [convoy.Store].
+func (s *Store) CreateApp(ctx context.Context, app *convoy.App) error {
+	if err := app.Validate(); err != nil {
+		return err
+	}
+	if err := appTimes(app); err != nil {
+		return err
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, s.q(`INSERT INTO {s}.apps (`+appCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+		app.ID, app.Name, app.SupportEmail, encodeSecrets(app.Secrets), mustJSON(app.Signing),
+		nanos(app.CreatedAt), nanos(app.UpdatedAt))
+	if code, _ := pgErr(err); code == codeUniqueViolation {
+		return duplicate("app", app.ID)
+	}
+	return s.wrap(err)
+}
+
+// GetApp implements [convoy.Store].
+func (s *Store) GetApp(ctx context.Context, id string) (*convoy.App, error) {
+	if err := convoy.ValidateID("app ID", id); err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	a, err := scanApp(s.pool.QueryRow(ctx, s.q(`SELECT `+appCols+` FROM {s}.apps WHERE id = $1`), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("app", id)
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return a, nil
+}
+
+// UpdateApp implements [convoy.Store]. fn runs once, with the app's row
+// locked (SELECT ... FOR UPDATE) until the transaction ends.
+func (s *Store) UpdateApp(ctx context.Context, id string, fn func(*convoy.App) error) (*convoy.App, error) {
+	if err := convoy.ValidateID("app ID", id); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil update function", convoy.ErrInvalid)
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var out *convoy.App
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		a, err := scanApp(tx.QueryRow(ctx, s.q(`SELECT `+appCols+` FROM {s}.apps WHERE id = $1 FOR UPDATE`), id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("app", id)
+		}
+		if err != nil {
+			return s.wrap(err)
+		}
+		c := a.Clone()
+		if err := fn(c); err != nil {
+			return err
+		}
+		c.ID, c.CreatedAt = a.ID, a.CreatedAt
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if err := appTimes(c); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, s.q(`UPDATE {s}.apps SET name = $2, support_email = $3, secrets = $4, signing = $5, updated_at = $6 WHERE id = $1`),
+			c.ID, c.Name, c.SupportEmail, encodeSecrets(c.Secrets), mustJSON(c.Signing), nanos(c.UpdatedAt)); err != nil {
+			return s.wrap(err)
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Clone(), nil
+}
+
+// DeleteApp implements [convoy.Store]: one transaction that locks the app
+// and its endpoints, then deletes the deliveries (their attempts go with
+// them), endpoints, events and the app.
+func (s *Store) DeleteApp(ctx context.Context, id string) error {
+	if err := convoy.ValidateID("app ID", id); err != nil {
+		return err
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, s.q(`SELECT 1 FROM {s}.apps WHERE id = $1 FOR UPDATE`), id).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("app", id)
+		}
+		if err != nil {
+			return s.wrap(err)
+		}
+		if _, err := tx.Exec(ctx, s.q(`SELECT 1 FROM {s}.endpoints WHERE app_id = $1 ORDER BY id FOR UPDATE`), id); err != nil {
+			return s.wrap(err)
+		}
+		var c counts
+		if err := c.deleted(ctx, tx, s.q(`DELETE FROM {s}.deliveries WHERE app_id = $1 RETURNING status`), id); err != nil {
+			return s.wrap(err)
+		}
+		if err := c.deletedEndpoints(ctx, tx, s.q(`DELETE FROM {s}.endpoints WHERE app_id = $1 RETURNING status`), id); err != nil {
+			return s.wrap(err)
+		}
+		if _, err := tx.Exec(ctx, s.q(`DELETE FROM {s}.apps WHERE id = $1`), id); err != nil {
+			return s.wrap(err) // its events go by ON DELETE CASCADE
+		}
+		return s.wrap(c.add(ctx, tx, s))
+	})
+}
+
+// ListApps implements [convoy.Store].
+func (s *Store) ListApps(ctx context.Context, page convoy.Page) ([]*convoy.App, string, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, "", err
+	}
+	after, err := idCursor(page.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	n := page.Size()
+	rows, err := s.pool.Query(ctx, s.q(`SELECT `+appCols+` FROM {s}.apps WHERE id > $1 ORDER BY id LIMIT $2`), after, n+1)
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*convoy.App, error) { return scanApp(r) })
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	return pageOut(out, n, func(a *convoy.App) string { return a.ID })
+}
+
+const endpointCols = `id, app_id, url, description, status, event_types, headers, secrets, signing, retry, health, created_at, updated_at`
+
+func scanEndpoint(row pgx.Row) (*convoy.Endpoint, error) {
+	var (
+		e                                       convoy.Endpoint
+		types, headers, secrets, signing, retry []byte
+		health                                  []byte
+		created, updated                        *int64
+	)
+	if err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Status, &types, &headers, &secrets,
+		&signing, &retry, &health, &created, &updated); err != nil {
+		return nil, err
+	}
+	var err error
+	if err := decodeJSON("event types", types, &e.EventTypes); err != nil {
+		return nil, err
+	}
+	if err := decodeJSON("headers", headers, &e.Headers); err != nil {
+		return nil, err
+	}
+	if e.Secrets, err = decodeSecrets(secrets); err != nil {
+		return nil, err
+	}
+	if err := decodeJSON("signing", signing, &e.Signing); err != nil {
+		return nil, err
+	}
+	if retry != nil {
+		e.Retry = new(convoy.RetryPolicy)
+		if err := decodeJSON("retry policy", retry, e.Retry); err != nil {
+			return nil, err
+		}
+	}
+	if e.Health, err = decodeHealth(health); err != nil {
+		return nil, err
+	}
+	e.CreatedAt, e.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &e, nil
+}
+
+func endpointTimes(e *convoy.Endpoint) error {
+	for _, s := range e.Secrets {
+		if err := checkTimes("endpoint secret", s.CreatedAt, s.ExpiresAt); err != nil {
+			return err
+		}
+	}
+	return checkTimes("endpoint", e.CreatedAt, e.UpdatedAt)
+}
+
+func encodeRetry(r *convoy.RetryPolicy) []byte {
+	if r == nil {
+		return nil
+	}
+	return mustJSON(r)
+}
+
+// CreateEndpoint implements [convoy.Store]. The endpoint's Health is not
+// taken from ep: a new endpoint starts with none.
+func (s *Store) CreateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
+	if err := ep.Validate(); err != nil {
+		return err
+	}
+	if err := endpointTimes(ep); err != nil {
+		return err
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	var c counts
+	c.endpoint(ep.Status, 1)
+	_, err := s.pool.Exec(ctx, s.q(`
+		WITH ins AS (
+			INSERT INTO {s}.endpoints (`+endpointCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			RETURNING 1
+		)
+		SELECT {s}.add_counts($14) FROM ins`),
+		ep.ID, ep.AppID, ep.URL, ep.Description, ep.Status, mustJSON(ep.EventTypes), mustJSON(ep.Headers),
+		encodeSecrets(ep.Secrets), mustJSON(ep.Signing), encodeRetry(ep.Retry),
+		encodeHealth(convoy.EndpointHealth{}), nanos(ep.CreatedAt), nanos(ep.UpdatedAt), c.array())
+	switch code, constraint := pgErr(err); {
+	case code == codeUniqueViolation:
+		return duplicate("endpoint", ep.ID)
+	case code == codeForeignKeyViolation && constraint == "endpoints_app_fk":
+		return notFound("app", ep.AppID)
+	}
+	return s.wrap(err)
+}
+
+// GetEndpoint implements [convoy.Store].
+func (s *Store) GetEndpoint(ctx context.Context, id string) (*convoy.Endpoint, error) {
+	if err := convoy.ValidateID("endpoint ID", id); err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	e, err := scanEndpoint(s.pool.QueryRow(ctx, s.q(`SELECT `+endpointCols+` FROM {s}.endpoints WHERE id = $1`), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("endpoint", id)
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return e, nil
+}
+
+// UpdateEndpoint implements [convoy.Store]. fn runs once, with the
+// endpoint's row locked until the transaction ends, so it sees a status
+// that no Record can change before the update commits.
+func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.Endpoint) error) (*convoy.Endpoint, error) {
+	if err := convoy.ValidateID("endpoint ID", id); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil update function", convoy.ErrInvalid)
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var out *convoy.Endpoint
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		e, err := scanEndpoint(tx.QueryRow(ctx, s.q(`SELECT `+endpointCols+` FROM {s}.endpoints WHERE id = $1 FOR NO KEY UPDATE`), id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("endpoint", id)
+		}
+		if err != nil {
+			return s.wrap(err)
+		}
+		c := e.Clone()
+		if err := fn(c); err != nil {
+			return err
+		}
+		c.ID, c.AppID, c.CreatedAt, c.Health = e.ID, e.AppID, e.CreatedAt, e.Health
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if err := endpointTimes(c); err != nil {
+			return err
+		}
+		var cn counts
+		if c.Status != e.Status {
+			cn.endpoint(e.Status, -1)
+			cn.endpoint(c.Status, 1)
+		}
+		if _, err := tx.Exec(ctx, s.q(`
+			UPDATE {s}.endpoints SET url = $2, description = $3, status = $4, event_types = $5, headers = $6,
+				secrets = $7, signing = $8, retry = $9, updated_at = $10
+			WHERE id = $1`),
+			c.ID, c.URL, c.Description, c.Status, mustJSON(c.EventTypes), mustJSON(c.Headers),
+			encodeSecrets(c.Secrets), mustJSON(c.Signing), encodeRetry(c.Retry), nanos(c.UpdatedAt)); err != nil {
+			return s.wrap(err)
+		}
+		if err := cn.add(ctx, tx, s); err != nil {
+			return s.wrap(err)
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Clone(), nil
+}
+
+// DeleteEndpoint implements [convoy.Store].
+func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
+	if err := convoy.ValidateID("endpoint ID", id); err != nil {
+		return err
+	}
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var st convoy.EndpointStatus
+		err := tx.QueryRow(ctx, s.q(`SELECT status FROM {s}.endpoints WHERE id = $1 FOR UPDATE`), id).Scan(&st)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("endpoint", id)
+		}
+		if err != nil {
+			return s.wrap(err)
+		}
+		var c counts
+		if err := c.deleted(ctx, tx, s.q(`DELETE FROM {s}.deliveries WHERE endpoint_id = $1 RETURNING status`), id); err != nil {
+			return s.wrap(err)
+		}
+		if _, err := tx.Exec(ctx, s.q(`DELETE FROM {s}.endpoints WHERE id = $1`), id); err != nil {
+			return s.wrap(err)
+		}
+		c.endpoint(st, -1)
+		return s.wrap(c.add(ctx, tx, s))
+	})
+}
+
+// ListEndpoints implements [convoy.Store].
+func (s *Store) ListEndpoints(ctx context.Context, appID string, page convoy.Page) ([]*convoy.Endpoint, string, error) {
+	if err := convoy.ValidateID("app ID", appID); err != nil {
+		return nil, "", err
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, "", err
+	}
+	after, err := idCursor(page.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	n := page.Size()
+	rows, err := s.pool.Query(ctx, s.q(`SELECT `+endpointCols+` FROM {s}.endpoints WHERE app_id = $1 AND id > $2 ORDER BY id LIMIT $3`),
+		appID, after, n+1)
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*convoy.Endpoint, error) { return scanEndpoint(r) })
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	if len(out) == 0 {
+		// Endpoints go with their app, so only an empty page needs to
+		// look whether the app exists.
+		if err := s.appExists(ctx, appID); err != nil {
+			return nil, "", err
+		}
+	}
+	return pageOut(out, n, func(e *convoy.Endpoint) string { return e.ID })
+}
+
+// appExists returns ErrNotFound unless the app exists.
+func (s *Store) appExists(ctx context.Context, id string) error {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM {s}.apps WHERE id = $1)`), id).Scan(&ok); err != nil {
+		return s.wrap(err)
+	}
+	if !ok {
+		return notFound("app", id)
+	}
+	return nil
+}

@@ -1,0 +1,2 @@
+// Package postgres provides a [convoy.Store] on PostgreSQL.
+package postgres

@@ -1,0 +1,565 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/convoykit/convoy"
+)
+
+const eventCols = `id, app_id, type, data, idempotency_key, created_at`
+
+func scanEvent(row pgx.Row) (*convoy.Event, error) {
+	var (
+		ev      convoy.Event
+		data    []byte
+		created int64
+	)
+	if err := row.Scan(&ev.ID, &ev.AppID, &ev.Type, &data, &ev.IdempotencyKey, &created); err != nil {
+		return nil, err
+	}
+	ev.Data = data
+	ev.CreatedAt = fromSortNanos(created)
+	return &ev, nil
+}
+
+const deliveryCols = `id, event_id, app_id, endpoint_id, event_type, status, attempts, round_attempts, claims,
+	next_attempt_at, lease_owner, lease_id, lease_expires_at, last_error, created_at, updated_at`
+
+func scanDelivery(row pgx.Row) (*convoy.Delivery, error) {
+	var (
+		d                  convoy.Delivery
+		next, exp, updated *int64
+		created            int64
+	)
+	if err := row.Scan(&d.ID, &d.EventID, &d.AppID, &d.EndpointID, &d.EventType, &d.Status, &d.Attempts,
+		&d.RoundAttempts, &d.Claims, &next, &d.LeaseOwner, &d.LeaseID, &exp, &d.LastError, &created, &updated); err != nil {
+		return nil, err
+	}
+	d.NextAttemptAt, d.LeaseExpiresAt = fromNanos(next), fromNanos(exp)
+	d.CreatedAt, d.UpdatedAt = fromSortNanos(created), fromNanos(updated)
+	return &d, nil
+}
+
+func collectDeliveries(rows pgx.Rows) ([]*convoy.Delivery, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*convoy.Delivery, error) { return scanDelivery(r) })
+}
+
+// checkInsert validates an InsertEvent call before any I/O.
+func checkInsert(ev *convoy.Event, deliveries []*convoy.Delivery) error {
+	if err := ev.Validate(0); err != nil {
+		return err
+	}
+	if err := checkTimes("event.CreatedAt", ev.CreatedAt); err != nil {
+		return err
+	}
+	for _, d := range deliveries {
+		if err := d.Validate(); err != nil {
+			return err
+		}
+		if d.EventID != ev.ID {
+			return fmt.Errorf("%w: delivery %s is for event %s, not %s", convoy.ErrInvalid, d.ID, d.EventID, ev.ID)
+		}
+		if d.AppID != ev.AppID {
+			return fmt.Errorf("%w: delivery %s is for app %s, not %s", convoy.ErrInvalid, d.ID, d.AppID, ev.AppID)
+		}
+		if d.Status == convoy.DeliveryProcessing {
+			return fmt.Errorf("%w: delivery %s inserted as Processing", convoy.ErrInvalidStatus, d.ID)
+		}
+		if err := checkTimes("delivery", d.NextAttemptAt, d.LeaseExpiresAt, d.CreatedAt, d.UpdatedAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertSQL stores an event and its deliveries in one statement: the
+// event (unless its idempotency key is taken), the deliveries whose
+// endpoint still exists (locked FOR KEY SHARE, so it cannot vanish before
+// commit), the counters, and, when $22 names a channel, a notification
+// delivered at commit. A delivery to another app's endpoint violates
+// deliveries_endpoint_fk and fails the statement.
+const insertSQL = `
+WITH ev AS (
+	INSERT INTO {s}.events (` + eventCols + `)
+	VALUES ($1, $2, $3, $4, $5, $6)
+	ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
+	RETURNING id
+), eps AS (
+	SELECT id FROM {s}.endpoints WHERE id = ANY ($7::uuid[]) FOR KEY SHARE
+), ins AS (
+	INSERT INTO {s}.deliveries (` + deliveryCols + `, due_at)
+	SELECT u.id, $1, $2, u.endpoint_id, u.event_type, u.status, u.attempts, u.round_attempts, u.claims,
+	       u.next_attempt_at, u.lease_owner, u.lease_id, u.lease_expires_at, u.last_error, u.created_at,
+	       u.updated_at, u.due_at
+	  FROM unnest($8::uuid[], $7::uuid[], $9::text[], $10::text[], $11::integer[], $12::integer[],
+	              $13::integer[], $14::bigint[], $15::text[], $16::text[], $17::bigint[], $18::text[],
+	              $19::bigint[], $20::bigint[], $21::bigint[])
+	       AS u(id, endpoint_id, event_type, status, attempts, round_attempts, claims, next_attempt_at,
+	            lease_owner, lease_id, lease_expires_at, last_error, created_at, updated_at, due_at)
+	 WHERE EXISTS (SELECT 1 FROM ev) AND u.endpoint_id IN (SELECT id FROM eps)
+	RETURNING id, status
+)
+SELECT (SELECT count(*) FROM ev), coalesce((SELECT array_agg(id) FROM ins), '{}')
+  FROM (SELECT {s}.add_counts(ARRAY[
+               (SELECT count(*) FROM ins WHERE status = 'Scheduled'), 0,
+               (SELECT count(*) FROM ins WHERE status = 'Success'),
+               (SELECT count(*) FROM ins WHERE status = 'Retry'),
+               (SELECT count(*) FROM ins WHERE status = 'Failure'),
+               (SELECT count(*) FROM ins WHERE status = 'Discarded'), 0, 0, 0])) c,
+       (SELECT count(*) FROM (
+               SELECT pg_notify($22, '')
+                WHERE $22::text IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM ins WHERE status IN ('Scheduled', 'Retry'))) n) w`
+
+func insertArgs(ev *convoy.Event, ds []*convoy.Delivery, channel *string) []any {
+	n := len(ds)
+	var (
+		ids, eps, types, sts, owners, leases, errs = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		att, round, claims  = make([]int32, n), make([]int32, n), make([]int32, n)
+		next, exp, upd, due = make([]*int64, n), make([]*int64, n), make([]*int64, n), make([]*int64, n)
+		created             = make([]int64, n)
+	)
+	for i, d := range ds {
+		ids[i], eps[i], types[i], sts[i] = d.ID, d.EndpointID, d.EventType, string(d.Status)
+		owners[i], leases[i], errs[i] = d.LeaseOwner, d.LeaseID, d.LastError
+		att[i], round[i], claims[i] = int32(d.Attempts), int32(d.RoundAttempts), int32(d.Claims)
+		next[i], exp[i], upd[i] = nanos(d.NextAttemptAt), nanos(d.LeaseExpiresAt), nanos(d.UpdatedAt)
+		due[i] = dueNanos(d.Status, d.NextAttemptAt)
+		created[i] = sortNanos(d.CreatedAt)
+	}
+	return []any{
+		ev.ID, ev.AppID, ev.Type, []byte(ev.Data), ev.IdempotencyKey, sortNanos(ev.CreatedAt),
+		eps, ids, types, sts, att, round, claims, next, owners, leases, exp, errs, created, upd, due,
+		channel,
+	}
+}
+
+// insert runs insertSQL on q and, for an idempotent repeat, reads the
+// first event.
+func (s *Store) insert(ctx context.Context, q querier, ev *convoy.Event, ds []*convoy.Delivery, channel *string) (convoy.InsertResult, bool, error) {
+	var (
+		inserted int
+		got      []string
+	)
+	err := q.QueryRow(ctx, s.q(insertSQL), insertArgs(ev, ds, channel)...).Scan(&inserted, &got)
+	if err != nil {
+		return convoy.InsertResult{}, false, s.insertErr(err, ev)
+	}
+	if inserted == 0 {
+		res, err := s.firstEvent(ctx, q, ev.AppID, ev.IdempotencyKey)
+		return res, false, err
+	}
+	res := convoy.InsertResult{Event: ev.Clone(), Inserted: true}
+	for _, d := range ds {
+		if slices.Contains(got, d.ID) {
+			res.Deliveries = append(res.Deliveries, d.Clone())
+		}
+	}
+	scheduled := false
+	for _, d := range res.Deliveries {
+		scheduled = scheduled || !d.Status.Final()
+	}
+	return res, scheduled, nil
+}
+
+func (s *Store) insertErr(err error, ev *convoy.Event) error {
+	switch code, constraint := pgErr(err); {
+	case code == codeUniqueViolation && constraint == "events_pkey":
+		return duplicate("event", ev.ID)
+	case code == codeUniqueViolation && constraint == "deliveries_pkey":
+		return fmt.Errorf("%w: a delivery ID of event %s", convoy.ErrDuplicate, ev.ID)
+	case code == codeForeignKeyViolation && constraint == "events_app_fk":
+		return notFound("app", ev.AppID)
+	case code == codeForeignKeyViolation && constraint == "deliveries_endpoint_fk":
+		return fmt.Errorf("%w: a delivery of event %s goes to an endpoint of another app", convoy.ErrInvalid, ev.ID)
+	}
+	return s.wrap(err)
+}
+
+// errGone reports that the first event of an idempotency key was deleted
+// between the conflict and the read.
+var errGone = errors.New("first event gone")
+
+// firstEvent reads the event holding an idempotency key, with its
+// deliveries.
+func (s *Store) firstEvent(ctx context.Context, q querier, appID, key string) (convoy.InsertResult, error) {
+	ev, err := scanEvent(q.QueryRow(ctx, s.q(`SELECT `+eventCols+` FROM {s}.events WHERE app_id = $1 AND idempotency_key = $2`), appID, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return convoy.InsertResult{}, errGone
+	}
+	if err != nil {
+		return convoy.InsertResult{}, s.wrap(err)
+	}
+	rows, err := q.Query(ctx, s.q(`SELECT `+deliveryCols+` FROM {s}.deliveries WHERE event_id = $1 ORDER BY id`), ev.ID)
+	if err != nil {
+		return convoy.InsertResult{}, s.wrap(err)
+	}
+	ds, err := collectDeliveries(rows)
+	if err != nil {
+		return convoy.InsertResult{}, s.wrap(err)
+	}
+	return convoy.InsertResult{Event: ev, Deliveries: ds}, nil
+}
+
+// InsertEvent implements [convoy.Store] in one statement (one round trip)
+// unless the idempotency key was used, which takes one more read.
+// Dispatchers of other processes are woken after the commit.
+func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery) (convoy.InsertResult, error) {
+	if err := checkInsert(ev, deliveries); err != nil {
+		return convoy.InsertResult{}, err
+	}
+	for {
+		if err := s.check(ctx); err != nil {
+			return convoy.InsertResult{}, err
+		}
+		res, due, err := s.insert(ctx, s.pool, ev, deliveries, nil)
+		if errors.Is(err, errGone) {
+			continue // the key is free again: insert anew
+		}
+		if err != nil {
+			return convoy.InsertResult{}, err
+		}
+		if due {
+			s.wakeOthers()
+		}
+		return res, nil
+	}
+}
+
+// InsertEventTx implements [convoy.TxInserter]: InsertEvent inside the
+// caller's transaction tx, for [convoy.SendTx]. Nothing it writes is
+// visible to Claim before tx commits, and a rollback leaves no trace.
+// Its writes run under a savepoint, so a refusal (ErrNotFound,
+// ErrDuplicate, ErrInvalid) leaves tx usable and unchanged. A NOTIFY
+// inside tx wakes the dispatchers of every process, this one's included,
+// when tx commits.
+//
+// tx must belong to a connection of the store's database, and should run
+// at READ COMMITTED (PostgreSQL's default): under REPEATABLE READ or
+// SERIALIZABLE, an idempotency key used by a transaction that committed
+// after tx began fails with a serialization error.
+//
+// PostgreSQL serialises the commits of transactions that sent a NOTIFY,
+// so very many concurrent SendTx transactions commit one at a time; plain
+// InsertEvent (Dispatcher.Send) notifies outside the transaction and has
+// no such limit.
+func (s *Store) InsertEventTx(ctx context.Context, tx pgx.Tx, ev *convoy.Event, deliveries []*convoy.Delivery) (convoy.InsertResult, error) {
+	if tx == nil {
+		return convoy.InsertResult{}, fmt.Errorf("%w: nil transaction", convoy.ErrInvalid)
+	}
+	if err := checkInsert(ev, deliveries); err != nil {
+		return convoy.InsertResult{}, err
+	}
+	if err := s.check(ctx); err != nil {
+		return convoy.InsertResult{}, err
+	}
+	sp, err := tx.Begin(ctx) // a savepoint
+	if err != nil {
+		return convoy.InsertResult{}, s.wrap(err)
+	}
+	channel := s.opts.Schema
+	res, _, err := s.insert(ctx, sp, ev, deliveries, &channel)
+	if errors.Is(err, errGone) {
+		err = fmt.Errorf("convoy: postgres: the event holding idempotency key %q was deleted meanwhile; retry", ev.IdempotencyKey)
+	}
+	if err != nil {
+		_ = sp.Rollback(ctx)
+		return convoy.InsertResult{}, err
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return convoy.InsertResult{}, s.wrap(err)
+	}
+	return res, nil
+}
+
+// GetEvent implements [convoy.Store].
+func (s *Store) GetEvent(ctx context.Context, id string) (*convoy.Event, error) {
+	if err := convoy.ValidateID("event ID", id); err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	ev, err := scanEvent(s.pool.QueryRow(ctx, s.q(`SELECT `+eventCols+` FROM {s}.events WHERE id = $1`), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("event", id)
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return ev, nil
+}
+
+// sqlWhere builds a WHERE clause with numbered parameters.
+type sqlWhere struct {
+	conds []string
+	args  []any
+}
+
+// add appends cond with each ? replaced by the next parameter of vs.
+func (w *sqlWhere) add(cond string, vs ...any) {
+	for _, v := range vs {
+		w.args = append(w.args, v)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
+}
+
+// param adds v as a parameter and returns its placeholder.
+func (w *sqlWhere) param(v any) string {
+	w.args = append(w.args, v)
+	return "$" + strconv.Itoa(len(w.args))
+}
+
+func (w *sqlWhere) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// ListEvents implements [convoy.Store]. Each combination of filters walks
+// its index backwards: events_created, events_app_created,
+// events_type_created or events_app_type_created.
+func (s *Store) ListEvents(ctx context.Context, q convoy.EventQuery, page convoy.Page) ([]*convoy.Event, string, error) {
+	if q.AppID != "" {
+		if err := convoy.ValidateID("app ID", q.AppID); err != nil {
+			return nil, "", err
+		}
+	}
+	if q.Type != "" {
+		if err := convoy.ValidateEventType(q.Type); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, "", err
+	}
+	var w sqlWhere
+	if q.AppID != "" {
+		w.add("app_id = ?", q.AppID)
+	}
+	if q.Type != "" {
+		w.add("type = ?", q.Type)
+	}
+	if !q.CreatedFrom.IsZero() {
+		w.add("created_at >= ?", clampNanos(q.CreatedFrom))
+	}
+	if !q.CreatedTo.IsZero() {
+		w.add("created_at < ?", clampNanos(q.CreatedTo))
+	}
+	if page.Cursor != "" {
+		at, id, ok := strings.Cut(page.Cursor, "/")
+		n, err := strconv.ParseInt(at, 10, 64)
+		if !ok || err != nil || convoy.ValidateID("", id) != nil {
+			return nil, "", badCursor("events")
+		}
+		w.add("(created_at, id) < (?, ?)", n, id)
+	}
+	n := page.Size()
+	sql := s.q(`SELECT `+eventCols+` FROM {s}.events`) + w.String() +
+		` ORDER BY created_at DESC, id DESC LIMIT ` + w.param(n+1)
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*convoy.Event, error) { return scanEvent(r) })
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	return pageOut(out, n, func(ev *convoy.Event) string {
+		return strconv.FormatInt(sortNanos(ev.CreatedAt), 10) + "/" + ev.ID
+	})
+}
+
+// GetDelivery implements [convoy.Store].
+func (s *Store) GetDelivery(ctx context.Context, id string) (*convoy.Delivery, error) {
+	if err := convoy.ValidateID("delivery ID", id); err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	d, err := scanDelivery(s.pool.QueryRow(ctx, s.q(`SELECT `+deliveryCols+` FROM {s}.deliveries WHERE id = $1`), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("delivery", id)
+	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return d, nil
+}
+
+// ListDeliveries implements [convoy.Store]. By event it walks
+// deliveries_event (an event has one delivery per endpoint). By endpoint
+// or app it walks deliveries_endpoint or deliveries_app, which hold
+// (…, status, id): one backward range per status asked (all six when none
+// is), merged in ID order, so a page costs O(log n + k) whatever the
+// other statuses hold.
+func (s *Store) ListDeliveries(ctx context.Context, q convoy.DeliveryQuery, page convoy.Page) ([]*convoy.Delivery, string, error) {
+	if q.EventID == "" && q.EndpointID == "" && q.AppID == "" {
+		return nil, "", fmt.Errorf("%w: delivery query needs an event, endpoint or app ID", convoy.ErrInvalid)
+	}
+	for _, f := range []struct{ name, id string }{{"event ID", q.EventID}, {"endpoint ID", q.EndpointID}, {"app ID", q.AppID}} {
+		if f.id != "" {
+			if err := convoy.ValidateID(f.name, f.id); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	statuses := slices.Clone(q.Statuses)
+	for _, st := range statuses {
+		if !st.Valid() {
+			return nil, "", fmt.Errorf("%w: %q", convoy.ErrInvalidStatus, st)
+		}
+	}
+	slices.Sort(statuses)
+	statuses = slices.Compact(statuses)
+	if page.Cursor != "" && convoy.ValidateID("", page.Cursor) != nil {
+		return nil, "", badCursor("deliveries")
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, "", err
+	}
+	n := page.Size()
+	var w sqlWhere
+	for _, f := range []struct{ col, id string }{{"event_id", q.EventID}, {"endpoint_id", q.EndpointID}, {"app_id", q.AppID}} {
+		if f.id != "" {
+			w.add(f.col+" = ?", f.id)
+		}
+	}
+	if page.Cursor != "" {
+		w.add("id < ?", page.Cursor)
+	}
+	limit := w.param(n + 1)
+	var sql string
+	if q.EventID != "" {
+		if len(statuses) > 0 {
+			sts := make([]string, len(statuses))
+			for i, st := range statuses {
+				sts[i] = string(st)
+			}
+			w.add("status = ANY (?)", sts)
+		}
+		sql = s.q(`SELECT `+deliveryCols+` FROM {s}.deliveries`) + w.String() + ` ORDER BY id DESC LIMIT ` + limit
+	} else {
+		if len(statuses) == 0 {
+			statuses = slices.Clone(convoy.DeliveryStatuses)
+		}
+		parts := make([]string, len(statuses))
+		for i, st := range statuses {
+			conds := append(slices.Clone(w.conds), "status = "+w.param(string(st)))
+			parts[i] = `(SELECT ` + deliveryCols + ` FROM ` + s.ident + `.deliveries WHERE ` + strings.Join(conds, " AND ") +
+				` ORDER BY id DESC LIMIT ` + limit + `)`
+		}
+		sql = `SELECT * FROM (` + strings.Join(parts, " UNION ALL ") + `) u ORDER BY id DESC LIMIT ` + limit
+	}
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	out, err := collectDeliveries(rows)
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	return pageOut(out, n, func(d *convoy.Delivery) string { return d.ID })
+}
+
+const attemptCols = `delivery_id, number, id, event_id, endpoint_id, url, method, request_headers, request_body,
+	status_code, response_headers, response_body, response_truncated, error, remote_ip, started_at, duration`
+
+func scanAttempt(row pgx.Row) (*convoy.Attempt, error) {
+	var (
+		a                 convoy.Attempt
+		reqH, respH       []byte
+		reqBody, respBody []byte
+		started           *int64
+		dur               int64
+	)
+	if err := row.Scan(&a.DeliveryID, &a.Number, &a.ID, &a.EventID, &a.EndpointID, &a.URL, &a.Method, &reqH,
+		&reqBody, &a.StatusCode, &respH, &respBody, &a.ResponseTruncated, &a.Error, &a.RemoteIP, &started, &dur); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.RequestHeaders, err = decodeHeaders(reqH); err != nil {
+		return nil, err
+	}
+	if a.ResponseHeaders, err = decodeHeaders(respH); err != nil {
+		return nil, err
+	}
+	a.RequestBody, a.ResponseBody = reqBody, respBody
+	a.StartedAt = fromNanos(started)
+	a.Duration = time.Duration(dur)
+	return &a, nil
+}
+
+// ListAttempts implements [convoy.Store] through the attempts primary key
+// (delivery_id, number, id), walked backwards.
+func (s *Store) ListAttempts(ctx context.Context, deliveryID string, page convoy.Page) ([]*convoy.Attempt, string, error) {
+	if err := convoy.ValidateID("delivery ID", deliveryID); err != nil {
+		return nil, "", err
+	}
+	var w sqlWhere
+	w.add("delivery_id = ?", deliveryID)
+	if page.Cursor != "" {
+		num, id, ok := strings.Cut(page.Cursor, "/")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil || convoy.ValidateID("", id) != nil {
+			return nil, "", badCursor("attempts")
+		}
+		w.add("(number, id) < (?, ?)", n, id)
+	}
+	if err := s.check(ctx); err != nil {
+		return nil, "", err
+	}
+	n := page.Size()
+	sql := s.q(`SELECT `+attemptCols+` FROM {s}.attempts`) + w.String() + ` ORDER BY number DESC, id DESC LIMIT ` + w.param(n+1)
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*convoy.Attempt, error) { return scanAttempt(r) })
+	if err != nil {
+		return nil, "", s.wrap(err)
+	}
+	if len(out) == 0 {
+		var ok bool
+		if err := s.pool.QueryRow(ctx, s.q(`SELECT EXISTS (SELECT 1 FROM {s}.deliveries WHERE id = $1)`), deliveryID).Scan(&ok); err != nil {
+			return nil, "", s.wrap(err)
+		}
+		if !ok {
+			return nil, "", notFound("delivery", deliveryID)
+		}
+	}
+	return pageOut(out, n, func(a *convoy.Attempt) string { return strconv.Itoa(a.Number) + "/" + a.ID })
+}
+
+// pageOut cuts a list read with limit n+1 to n items and returns the next
+// cursor: that of the last item kept, when there was one more.
+func pageOut[T any](items []T, n int, cursor func(T) string) ([]T, string, error) {
+	if len(items) <= n {
+		return items, "", nil
+	}
+	items = items[:n]
+	return items, cursor(items[n-1]), nil
+}
+
+// idCursor decodes the cursor of a list in ascending ID order.
+func idCursor(c string) (string, error) {
+	if c == "" {
+		return "00000000-0000-0000-0000-000000000000", nil
+	}
+	if convoy.ValidateID("", c) != nil {
+		return "", badCursor("ID")
+	}
+	return c, nil
+}
