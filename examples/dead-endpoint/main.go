@@ -156,7 +156,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nattempt history of invoice.created #1:")
+	fmt.Fprintln(out, "\nattempt history of invoice.created #1, newest first:")
 	for _, a := range attempts {
 		errText := a.Error
 		if errText == "" {
