@@ -3,7 +3,6 @@ package convoy
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -54,7 +53,8 @@ type Endpoint struct {
 	EventTypes []string
 	// Headers are sent with every request to the endpoint. They cannot
 	// replace the headers convoy sets itself (signature, IDs, Content-Type,
-	// User-Agent).
+	// User-Agent) or HTTP's own (see IsReservedHeader); names are compared
+	// case-insensitively, with - and _ alike.
 	Headers map[string]string
 	// Secrets, when set, sign requests to this endpoint instead of the app's.
 	Secrets []Secret
@@ -101,32 +101,6 @@ const (
 	maxHeaderValueLen = 4096
 	maxEventTypes     = 256
 )
-
-// reservedHeaders are set by the dispatcher and cannot be overridden by an
-// endpoint's own headers (compared in canonical form).
-var reservedHeaders = []string{
-	"Content-Type", "Content-Length", "User-Agent", "Host", "Connection",
-	"Transfer-Encoding", "Te", "Trailer", "Upgrade", "Keep-Alive",
-	"Proxy-Authorization", "Proxy-Connection", "Idempotency-Key",
-}
-
-// reservedHeaderPrefixes are header name prefixes the dispatcher owns.
-var reservedHeaderPrefixes = []string{"X-Convoy-", "Webhook-"}
-
-// IsReservedHeader reports whether name is a header the dispatcher sets
-// itself, which an endpoint's Headers may not override.
-func IsReservedHeader(name string) bool {
-	c := http.CanonicalHeaderKey(name)
-	if slices.Contains(reservedHeaders, c) {
-		return true
-	}
-	for _, p := range reservedHeaderPrefixes {
-		if strings.HasPrefix(c, p) {
-			return true
-		}
-	}
-	return false
-}
 
 // Validate reports whether e is well formed: IDs, URL shape (http or https,
 // a host, no credentials, at most MaxURLLen bytes), status, event-type
@@ -228,49 +202,6 @@ func ParseEndpointURL(raw string, httpsOnly bool) (*url.URL, error) {
 	return u, nil
 }
 
-func validateHeaders(h map[string]string) error {
-	if len(h) > maxHeaders {
-		return invalid(ErrInvalidHeader, "endpoint.Headers", "too many")
-	}
-	for k, v := range h {
-		if k == "" || len(k) > maxHeaderNameLen || !validHeaderName(k) {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", "bad name")
-		}
-		if len(v) > maxHeaderValueLen || !validHeaderValue(v) {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", "bad value for "+k)
-		}
-		if IsReservedHeader(k) {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", k+" is set by convoy")
-		}
-	}
-	return nil
-}
-
-// validHeaderName reports whether s is an RFC 7230 token.
-func validHeaderName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue refuses control characters (CR and LF above all).
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // Accepts reports whether the endpoint's event-type filter lets eventType
 // through.
 func (e *Endpoint) Accepts(eventType string) bool {
@@ -340,10 +271,10 @@ func (d *Dispatcher) checkSignatureHeader(ctx context.Context, e *Endpoint) erro
 			}
 		}
 	}
-	name := http.CanonicalHeaderKey(s.withDefaults().Header)
+	name := s.withDefaults().Header
 	for k := range e.Headers {
-		if http.CanonicalHeaderKey(k) == name {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", k+" is the signature header")
+		if sameHeader(k, name) {
+			return &HeaderError{Field: "endpoint.Headers", Name: k, Reason: "the signature header"}
 		}
 	}
 	return nil

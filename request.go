@@ -121,8 +121,14 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 
 // requestHeaders builds the headers of one attempt, signature included.
 func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Event, number int, now time.Time) (http.Header, error) {
+	secrets, signing := signingFor(app, ep, now)
 	h := make(http.Header, 10+len(ep.Headers))
 	for k, v := range ep.Headers {
+		// Validation refuses these; a store may still hold them from
+		// before it did.
+		if IsReservedHeader(k) || sameHeader(k, signing.Header) {
+			continue
+		}
 		h.Set(k, v)
 	}
 	h.Set("Content-Type", "application/json")
@@ -134,7 +140,6 @@ func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Ev
 	if ev.IdempotencyKey != "" {
 		h.Set(HeaderIdempotencyKey, ev.IdempotencyKey)
 	}
-	secrets, signing := signingFor(app, ep, now)
 	if len(secrets) == 0 {
 		return h, errors.New("convoy: no live secret to sign with")
 	}

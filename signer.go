@@ -77,7 +77,12 @@ type Signing struct {
 	// Encoding is hex or base64 for the Convoy schemes; empty means hex.
 	Encoding Encoding
 	// Header names the signature header of the Convoy schemes; empty means
-	// X-Convoy-Signature.
+	// X-Convoy-Signature. It must be an RFC 7230 token without _ (which
+	// nginx and Apache drop by default), and neither a header convoy or
+	// HTTP sets itself (IsReservedHeader) nor one that HTTP or
+	// intermediaries read or rewrite (Cookie, Expect, Content-*, Via,
+	// Forwarded, X-Forwarded-*): the request would go out unsigned, or
+	// with the signature in another header's place.
 	Header string
 }
 
@@ -110,7 +115,9 @@ type SignerFunc func(in SignInput) (http.Header, error)
 // Sign calls f(in).
 func (f SignerFunc) Sign(in SignInput) (http.Header, error) { return f(in) }
 
-// Validate reports whether s names a known scheme, hash and encoding.
+// Validate reports whether s names a known scheme, hash and encoding, and
+// a signature header that can carry the signature (see Header). A bad
+// header is a *HeaderError wrapping ErrInvalidHeader.
 func (s Signing) Validate() error {
 	switch s.Scheme {
 	case "", SchemeConvoyAdvanced, SchemeConvoySimple, SchemeStandardWebhooks:
@@ -127,8 +134,10 @@ func (s Signing) Validate() error {
 	default:
 		return invalid(ErrInvalid, "signing.Encoding", string(s.Encoding))
 	}
-	if s.Header != "" && (!validHeaderName(s.Header) || len(s.Header) > maxHeaderNameLen) {
-		return invalid(ErrInvalidHeader, "signing.Header", s.Header)
+	if s.Header != "" {
+		if reason := checkSignatureHeaderName(s.Header); reason != "" {
+			return &HeaderError{Field: "signing.Header", Name: s.Header, Reason: reason}
+		}
 	}
 	return nil
 }
