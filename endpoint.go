@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/convoykit/convoy/internal/ssrf"
 )
 
 // EndpointStatus is the state of an endpoint, one of the seed's three.
@@ -161,7 +163,10 @@ func (e *Endpoint) Validate() error {
 
 // ParseEndpointURL parses raw as an endpoint URL: absolute, http or https
 // (https only when httpsOnly), with a host, without user info or fragment,
-// at most MaxURLLen bytes. Errors wrap ErrInvalidURL.
+// at most MaxURLLen bytes. The host must be an IP literal or a name that a
+// browser's URL parser maps to a valid host (IDNA UTS #46, as the WHATWG
+// URL Standard does): international names such as bücher.example pass.
+// Errors wrap ErrInvalidURL.
 func ParseEndpointURL(raw string, httpsOnly bool) (*url.URL, error) {
 	if raw == "" {
 		return nil, invalid(ErrInvalidURL, "URL", "empty")
@@ -195,6 +200,9 @@ func ParseEndpointURL(raw string, httpsOnly bool) (*url.URL, error) {
 	}
 	if u.Hostname() == "" {
 		return nil, invalid(ErrInvalidURL, "URL", "no host")
+	}
+	if _, err := ssrf.ASCIIHost(u.Hostname()); err != nil {
+		return nil, invalid(ErrInvalidURL, "URL", err.Error())
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return nil, invalid(ErrInvalidURL, "URL", "fragment not allowed")

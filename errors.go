@@ -23,8 +23,9 @@ var (
 	// ErrInvalidID reports an empty or malformed ID.
 	ErrInvalidID = fmt.Errorf("%w: malformed ID", ErrInvalid)
 	// ErrInvalidURL reports an endpoint URL that is not an absolute http(s)
-	// URL with a host, carries credentials, is too long, or names a blocked
-	// literal address.
+	// URL with a valid host (an IP literal, or a name IDNA maps to one),
+	// carries credentials, is too long, or names a blocked literal address
+	// or local name in any spelling.
 	ErrInvalidURL = fmt.Errorf("%w: bad endpoint URL", ErrInvalid)
 	// ErrInvalidStatus reports an endpoint or delivery status outside the
 	// defined set, or a transition the status does not allow.
