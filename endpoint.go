@@ -420,7 +420,8 @@ func (d *Dispatcher) statusChanged(ctx context.Context, e *Endpoint, from Endpoi
 // RotateEndpointSecret gives an endpoint its own new secret (generated
 // when secret is empty), keeping its current own secrets signing for
 // keepOld more. An endpoint with its own secrets signs with them instead of
-// its app's.
+// its app's. As with RotateAppSecret, Convoy simple keeps signing with the
+// oldest live secret until it expires, then with the new one.
 func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret SecretValue, keepOld time.Duration) (*Endpoint, error) {
 	if err := ValidateID("endpointID", id); err != nil {
 		return nil, err

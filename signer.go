@@ -27,7 +27,9 @@ const (
 	// secret. It is the default.
 	SchemeConvoyAdvanced Scheme = "convoy-advanced"
 	// SchemeConvoySimple sends "X-Convoy-Signature: <sig>" where sig is the
-	// HMAC of the body with the newest live secret.
+	// HMAC of the body with the oldest live secret: during a rotation the
+	// old secret keeps signing until it expires, then the new one takes
+	// over.
 	SchemeConvoySimple Scheme = "convoy-simple"
 	// SchemeStandardWebhooks follows the Standard Webhooks specification
 	// (webhook-id, webhook-timestamp, webhook-signature), as Svix does.
@@ -230,7 +232,9 @@ func hashFunc(h Hash) (func() hash.Hash, error) {
 // (Convoy advanced, SHA256, hex, header X-Convoy-Signature):
 //
 //   - SchemeConvoySimple: "X-Convoy-Signature: <sig>", sig being the hex or
-//     base64 HMAC of in.Body with in.Secrets[0], the newest secret.
+//     base64 HMAC of in.Body with the last of in.Secrets, the oldest live
+//     secret (the header has room for one signature, and the old secret
+//     is the one receivers are promised keeps working during a rotation).
 //   - SchemeConvoyAdvanced: "X-Convoy-Signature: t=<unix>,v1=<sig>,...",
 //     each sig the HMAC of "<unix>,<body>", one v1 per secret of in.Secrets,
 //     in that order.
@@ -272,7 +276,10 @@ func (defaultSigner) Sign(in SignInput) (http.Header, error) {
 		if err != nil {
 			return nil, err
 		}
-		key, err := convoyKey(0, in.Secrets[0])
+		// One signature fits: the oldest live secret's, so that receivers
+		// keep verifying with the old secret for the whole overlap.
+		last := len(in.Secrets) - 1
+		key, err := convoyKey(last, in.Secrets[last])
 		if err != nil {
 			return nil, err
 		}
