@@ -105,14 +105,21 @@ func TestConvoySimpleRotationKeepsTheOldSecret(t *testing.T) {
 				v := &convoy.Verifier{Signing: simple, Secrets: secrets, Now: b.clock.Now}
 				return v.Verify(req.Header, req.Body)
 			}
+			// next sends an event and returns its request once its
+			// delivery is recorded, so moving the clock afterwards cannot
+			// expire its lease and have it sent again.
 			next := func() testutil.Request {
-				b.send(t, "x", `{}`)
-				select {
-				case req := <-rc.Requests:
-					return req
-				case <-time.After(10 * time.Second):
-					t.Fatal("no request")
-					return testutil.Request{}
+				dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
+				b.waitStatus(t, dl.ID, convoy.DeliverySuccess)
+				for {
+					select {
+					case req := <-rc.Requests:
+						if req.Header.Get(convoy.HeaderDeliveryID) == dl.ID {
+							return req
+						}
+					case <-time.After(10 * time.Second):
+						t.Fatal("no request")
+					}
 				}
 			}
 

@@ -204,7 +204,7 @@ func TestProtocolSwitchDoesNotStarveThePool(t *testing.T) {
 	b.waitStatus(t, good.ID, convoy.DeliverySuccess)
 	require.Less(t, time.Since(start), timeout+2*time.Second)
 	for _, dl := range bad {
-		a := b.failedWithin(t, dl.ID, time.Second)
+		a := b.failedWithin(t, dl.ID, 5*time.Second)
 		require.Equal(t, http.StatusSwitchingProtocols, a.StatusCode)
 	}
 }
@@ -318,7 +318,7 @@ func TestAttemptRefusesWhatHandsTheConnectionOver(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			const timeout = 5 * time.Second
+			const timeout = 30 * time.Second
 			bodies := make(chan *blockingBody, 1)
 			b := setup(t, memory.New(), func(cfg *convoy.Config) {
 				cfg.Timeout = timeout
@@ -335,7 +335,7 @@ func TestAttemptRefusesWhatHandsTheConnectionOver(t *testing.T) {
 			b.endpoint(t, "https://receiver.example/hook", nil)
 			dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
 
-			a := b.failedWithin(t, dl.ID, time.Second)
+			a := b.failedWithin(t, dl.ID, 5*time.Second)
 			require.Equal(t, c.status, a.StatusCode)
 			require.NotContains(t, a.Error, "timed out")
 			require.Less(t, a.Duration, timeout/2)
