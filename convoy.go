@@ -54,9 +54,10 @@
 //
 // Outbound connections go through an SSRF guard that refuses loopback,
 // private, link-local and other special addresses at connect time, unless
-// Config.AllowNetworks lists them. Redirects are not followed, response
-// bodies and headers are read up to a bound, and bad input is refused with
-// typed errors before anything is stored.
+// Config.AllowNetworks lists them. Redirects and protocol switches are not
+// followed, response bodies and headers are read up to a bound and within
+// Config.Timeout, and bad input is refused with typed errors before
+// anything is stored.
 package convoy
 
 import (
@@ -97,10 +98,16 @@ type Config struct {
 	// enforces the SSRF guard, with dial and TLS timeouts of 5 s and a
 	// 64 KiB response header limit. A client you supply is used as is for
 	// its Transport (so the SSRF guard is then yours to provide), except
-	// that redirects are never followed and Timeout applies.
+	// that redirects are never followed, Timeout applies and response
+	// headers over 64 KiB fail the attempt. Timeout bounds the body read
+	// whatever the transport does; the wait for the response header ends
+	// at Timeout only if the transport honours the request's context, as
+	// http.Transport does.
 	HTTPClient *http.Client
 	// Timeout bounds one attempt, from dial to the last byte read. Default
-	// 15 s.
+	// 15 s. A 1xx response returned as final (101 Switching Protocols) or
+	// a response that hands the connection over ends the attempt at once,
+	// as a failure.
 	Timeout time.Duration
 	// Lease is how long a claimed delivery is reserved for its worker;
 	// after a crash, deliveries are claimed again once their lease ends.
