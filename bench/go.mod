@@ -4,9 +4,14 @@ go 1.26.0
 
 replace github.com/convoykit/convoy => ../
 
+replace github.com/convoykit/convoy/store/postgres => ../store/postgres
+
 require (
-	github.com/convoykit/convoy v0.0.0-00010101000000-000000000000
+	github.com/convoykit/convoy v0.0.0
+	github.com/convoykit/convoy/store/postgres v0.0.0
+	github.com/jackc/pgx/v5 v5.11.0
 	github.com/riverqueue/river v0.51.2
+	github.com/riverqueue/river/riverdriver/riverpgxv5 v0.51.2
 	github.com/riverqueue/river/riverdriver/riversqlite v0.51.2
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/sys v0.49.0
@@ -17,6 +22,9 @@ require (
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect

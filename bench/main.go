@@ -62,13 +62,23 @@ type options struct {
 	scaleSample  int
 	scaleClaims  int
 	scaleCold    bool
+
+	pg       string
+	pgConns  int
+	pgSchema string
 }
 
 // configs are the configurations of the main table, in order.
-var configs = []string{"ceiling", "memory", "bolt", "river"}
+var configs = []string{"ceiling", "memory", "bolt", modePostgres, modePostgres3, "river", modeRiverPG}
+
+// optionalConfigs run only when -only names them.
+var optionalConfigs = []string{modePostgresAsync}
+
+// allConfigs are configs and optionalConfigs, in the order they run.
+func allConfigs() []string { return append(slices.Clip(configs), optionalConfigs...) }
 
 func (o *options) flags(fs *flag.FlagSet) {
-	fs.StringVar(&o.mode, "mode", "", "internal: run one configuration as a child process ("+strings.Join(configs, ", ")+", scale-fill, scale-open)")
+	fs.StringVar(&o.mode, "mode", "", "internal: run one configuration as a child process ("+strings.Join(allConfigs(), ", ")+", pg-worker, scale-fill, scale-open)")
 	fs.StringVar(&o.receiver, "receiver", "", "internal: base URL of the parent's receiver")
 	fs.StringVar(&o.runID, "run-id", "", "internal: prefix of the receiver's run names")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "requests in flight: the ceiling's client loops, the dispatcher's Workers (and PerEndpoint), River's MaxWorkers")
@@ -80,7 +90,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ceilingTime, "ceiling-time", 5*time.Second, "how long the bare net/http loop runs")
 	fs.DurationVar(&o.pacedTime, "paced-time", 5*time.Second, "how long the paced run at half the saturated rate sends")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "give up on a run when none of its deliveries has arrived for this long")
-	fs.StringVar(&o.only, "only", strings.Join(configs, ","), "comma-separated configurations to run (-only= with -scale runs the scale run alone)")
+	fs.StringVar(&o.only, "only", strings.Join(configs, ","), "comma-separated configurations to run; postgres-async (synchronous_commit=off) runs only when named here (-only= with -scale runs the scale run alone)")
 	fs.StringVar(&o.dir, "dir", "", "directory for the bolt and SQLite files (default: a new temporary directory)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile per configuration to PREFIX-NAME.pprof")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile per configuration to PREFIX-NAME.heap.pprof (after the saturated run)")
@@ -91,6 +101,9 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.scaleSample, "scale-sample", 10000, "deliveries drained through a dispatcher after the scale run's restart")
 	fs.BoolVar(&o.scaleCold, "scale-cold", false, "evict the scale run's file from the page cache before the restart (as after a reboot)")
 	fs.IntVar(&o.scaleClaims, "scale-claims", 200, "claims timed for the scale run's claim latency")
+	fs.StringVar(&o.pg, "pg", "", "PostgreSQL connection string of the postgres and river-postgres rows (default $CONVOY_TEST_POSTGRES, or "+localPG+")")
+	fs.IntVar(&o.pgConns, "pg-conns", 16, "connections in each PostgreSQL pool (convoy's and River's alike)")
+	fs.StringVar(&o.pgSchema, "pg-schema", "", "internal: the schema a pg-worker child delivers from")
 }
 
 // childArgs are the flags a child gets: every setting, explicitly.
@@ -103,6 +116,7 @@ func (o *options) childArgs(mode string) []string {
 		"-drain-timeout=" + o.drainTimeout.String(), "-dir=" + o.dir, "-cpuprofile=" + o.cpuprofile, "-memprofile=" + o.memprofile,
 		"-scale-n=" + strconv.Itoa(o.scaleN), "-scale-writers=" + strconv.Itoa(o.scaleWriters),
 		"-scale-sample=" + strconv.Itoa(o.scaleSample), "-scale-claims=" + strconv.Itoa(o.scaleClaims), "-scale-cold=" + strconv.FormatBool(o.scaleCold),
+		"-pg=" + o.pg, "-pg-conns=" + strconv.Itoa(o.pgConns),
 	}
 }
 
@@ -127,7 +141,7 @@ func (o *options) validate() error {
 	switch {
 	case o.riverBatch < 0:
 		return errors.New("-river-batch must not be negative")
-	case o.concurrency < 1, o.senders < 1, o.n < 1, o.riverN < 1, o.scaleN < 1,
+	case o.concurrency < 1, o.senders < 1, o.n < 1, o.riverN < 1, o.scaleN < 1, o.pgConns < 1,
 		o.scaleWriters < 1, o.scaleSample < 1, o.scaleClaims < 1:
 		return errors.New("sizes must be positive")
 	case o.ceilingTime <= 0, o.pacedTime <= 0, o.drainTimeout <= 0:
@@ -136,8 +150,8 @@ func (o *options) validate() error {
 		return errors.New("-scale-sample exceeds -scale-n")
 	}
 	for _, c := range strings.Split(o.only, ",") {
-		if c = strings.TrimSpace(c); c != "" && !slices.Contains(configs, c) {
-			return fmt.Errorf("-only: unknown configuration %q (have %s)", c, strings.Join(configs, ", "))
+		if c = strings.TrimSpace(c); c != "" && !slices.Contains(configs, c) && !slices.Contains(optionalConfigs, c) {
+			return fmt.Errorf("-only: unknown configuration %q (have %s)", c, strings.Join(allConfigs(), ", "))
 		}
 	}
 	_, err := bodyTemplate(o.bodySize)
@@ -169,6 +183,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.quick && o.mode == "" {
 		o.applyQuick()
+	}
+	if o.pg == "" {
+		o.pg = defaultPG()
 	}
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
@@ -241,6 +258,14 @@ func runChild(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 		res, err = runConvoy(ctx, o, ctl)
 	case "river":
 		res, err = runRiver(ctx, o, ctl)
+	case modePostgres, modePostgresAsync:
+		res, err = runPostgres(ctx, o, ctl)
+	case modePostgres3:
+		res, err = runPostgres3(ctx, o, ctl)
+	case modePGWorker:
+		res, err = runPGWorker(ctx, o, stdout)
+	case modeRiverPG:
+		res, err = runRiverPG(ctx, o, ctl)
 	case "scale-fill":
 		res, err = runScaleFill(ctx, o, ctl)
 	case "scale-open":
@@ -252,7 +277,7 @@ func runChild(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 	if res == nil {
 		res = &childResult{}
 	}
-	if o.mode != "memory" && o.mode != "bolt" {
+	if !slices.Contains([]string{"memory", "bolt", modePostgres, modePostgresAsync}, o.mode) {
 		writeHeapProfile(o)
 	}
 	res.Mode = o.mode
@@ -340,7 +365,7 @@ func runParent(ctx context.Context, o *options, args []string, stdout, stderr io
 	began := time.Now()
 	results := map[string]*childResult{}
 	var failed []string
-	for _, c := range configs {
+	for _, c := range allConfigs() {
 		if !o.runs(c) {
 			continue
 		}

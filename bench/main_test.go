@@ -21,7 +21,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestQuick runs the whole program with tiny settings, scale run included,
-// and checks that the table has every row.
+// and checks that the table has every row. The PostgreSQL rows need the
+// server of -pg (CONVOY_TEST_POSTGRES, or the local one): without it they
+// fail, and so does this test.
 func TestQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns child processes and runs River; skipped with -short")
@@ -36,7 +38,7 @@ func TestQuick(t *testing.T) {
 	for _, want := range []string{
 		"machine:", "command:",
 		"deliveries ≥ 0.90× ceiling", "deliveries ≥ 0.35× ceiling", "Send ≥ 20,000/s", "≥ 10× River deliveries/s",
-		"p99 ≤ 20 ms at half rate",
+		"p99 ≤ 20 ms at half rate", "≥ 3× River + PostgreSQL", "synchronous_commit=on",
 		"Scale run:", "time to first Claim", "claim latency, full ÷ empty", "peak RSS of the restarted process",
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -47,7 +49,10 @@ func TestQuick(t *testing.T) {
 		t.Errorf("a configuration failed")
 	}
 	// Every row is there with a deliveries/s figure (its second column).
-	for _, name := range []string{"ceiling (net/http)", "memory", "memory @ half rate", "bolt", "bolt @ half rate", "river + sqlite (peer)"} {
+	for _, name := range []string{
+		"ceiling (net/http)", "memory", "memory @ half rate", "bolt", "bolt @ half rate",
+		"postgres", "postgres @ half rate", "postgres, 3 processes", "river + sqlite (peer)", "river + postgres (peer)",
+	} {
 		f := rowFields(out.String(), name)
 		if len(f) < 2 {
 			t.Errorf("no row %q", name)

@@ -18,6 +18,8 @@ const (
 	targetVsRiver     = 10
 	targetScaleRSS    = 256 << 20
 	targetClaimRatio  = 2.0
+	// Issue 13: convoy on PostgreSQL against River on PostgreSQL.
+	targetVsRiverPG = 3
 )
 
 // check is one target with its measured value.
@@ -72,7 +74,7 @@ func printReport(w io.Writer, o *options, args []string, results map[string]*chi
 		o.concurrency, o.senders, o.bodySize, o.n, o.riverN, o.ceilingTime, o.pacedTime)
 	fmt.Fprintln(w)
 
-	if !slices.ContainsFunc(configs, o.runs) {
+	if !slices.ContainsFunc(allConfigs(), o.runs) {
 		if scale != nil {
 			printScale(w, o, scale)
 		}
@@ -98,6 +100,10 @@ func printReport(w io.Writer, o *options, args []string, results map[string]*chi
 	var riverRate float64
 	if r := row("river", "river + sqlite"); r != nil {
 		riverRate = r.DelivPerSec
+	}
+	var riverPGRate float64
+	if r := row(modeRiverPG, "river + postgres"); r != nil {
+		riverPGRate = r.DelivPerSec
 	}
 
 	tw := &table{
@@ -166,10 +172,16 @@ func printReport(w io.Writer, o *options, args []string, results map[string]*chi
 			line(fmt.Sprintf("%s @ half rate (%s/s)", kind, num(h.Rate)), h, rss, []check{p99Check(h)})
 		}
 	}
+	pgRows(o, row, results, riverPGRate, line, missing, p99Check)
 	if r := row("river", "river + sqlite"); r != nil {
 		line("river + sqlite (peer)", r, results["river"].PeakRSS, nil)
 	} else if o.runs("river") {
 		missing("river + sqlite (peer)")
+	}
+	if r := row(modeRiverPG, "river + postgres"); r != nil {
+		line("river + postgres (peer)", r, results[modeRiverPG].PeakRSS, nil)
+	} else if o.runs(modeRiverPG) {
+		missing("river + postgres (peer)")
 	}
 	tw.write(w)
 
@@ -183,7 +195,7 @@ func printReport(w io.Writer, o *options, args []string, results map[string]*chi
 	fmt.Fprintln(w, "- peak RSS: VmHWM of the child process (same binary, -mode=NAME) that ran the configuration; the receiver runs in the")
 	fmt.Fprintln(w, "  parent and is not counted. A half-rate row runs in the same child as the row above it and shares its figure.")
 	var split []string
-	for _, c := range configs {
+	for _, c := range allConfigs() {
 		if r := results[c]; r != nil && r.PeakAnon > 0 {
 			split = append(split, fmt.Sprintf("%s %s + %s", c, mib(r.PeakAnon), mib(r.PeakFile)))
 		}
@@ -198,7 +210,8 @@ func printReport(w io.Writer, o *options, args []string, results map[string]*chi
 	}
 	fmt.Fprintf(w, "  FetchPollInterval tuned down to %v (defaults 100 ms and 1 s), %s from %d goroutines.\n", riverFetch, insert, o.senders)
 	fmt.Fprintln(w, "- bolt: default options (fsync on every group commit, no NoSync), file on local disk.")
-	for _, c := range configs {
+	pgNotes(w, o)
+	for _, c := range allConfigs() {
 		if r := results[c]; r != nil {
 			for _, rr := range r.Rows {
 				if rr.Dups > 0 || rr.Stray > 0 || rr.Delivered < rr.Events {
@@ -207,7 +220,7 @@ func printReport(w io.Writer, o *options, args []string, results map[string]*chi
 			}
 		}
 	}
-	for _, c := range configs {
+	for _, c := range allConfigs() {
 		r := results[c]
 		if r == nil {
 			continue

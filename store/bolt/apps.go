@@ -105,7 +105,7 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 		}
 		prefix := []byte(id)
 		if err := eachKeyDeleting(w, bucketAppEventCreated, prefix, func(k []byte) error {
-			if ev, err := getEvent(w.Tx, string(k[len(k)-idLen:])); err == nil {
+			if ev, err := getEventMeta(w.Tx, string(k[len(k)-idLen:])); err == nil {
 				if err := deleteEvent(w, ev); err != nil {
 					return err
 				}

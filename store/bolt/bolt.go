@@ -55,6 +55,20 @@
 // ctx.Err(); the write may still have happened (if the committer had already
 // taken it) or not. A Claim abandoned that way leaves its deliveries leased
 // until their lease expires, when they are claimable again.
+//
+// # The application's own data
+//
+// An application may keep its own buckets in the store's file and write
+// them together with events: Update runs its function as one operation of
+// the committer, in a transaction of its own, and InsertEventTx (which
+// convoy.SendTx calls) inserts an event in that transaction, so both
+// commit or roll back together.
+//
+// # Space
+//
+// Deleting records frees pages inside the file, which later writes reuse,
+// but the file does not shrink: it keeps the size of the most it ever held.
+// Compact writes a copy of a closed store file holding only the live data.
 package bolt
 
 import (
@@ -157,6 +171,9 @@ type Store struct {
 	queue  []*op
 	closed bool
 
+	inTx   currentTx // the transaction of the Update running
+	wakers wakers    // subscribed with SubscribeWake
+
 	closedFlag atomic.Bool   // closed, for reads that do not take mu
 	wake       chan struct{} // a write was queued (capacity 1)
 	quit       chan struct{} // closed by Close
@@ -170,6 +187,10 @@ var _ convoy.Store = (*Store)(nil)
 // ErrSchemaVersion when the file has an unknown schema version. opts may
 // be nil.
 //
+// Open walks the file's pages to rebuild bbolt's list of free pages, which
+// the store does not write on every commit: that takes about 0.2 s for a
+// file of 200,000 events.
+//
 // A file written by convoy v0.1.0 (schema version 1) is migrated first:
 // Open reads every event and delivery once to build the indexes version 2
 // added, in transactions of 10,000 records, which takes about a second per
@@ -181,8 +202,12 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	db, err := bbolt.Open(path, o.FileMode, &bbolt.Options{
-		Timeout:         o.Timeout,
-		FreelistType:    bbolt.FreelistMapType,
+		Timeout:      o.Timeout,
+		FreelistType: bbolt.FreelistMapType,
+		// Without it every commit writes the whole list of free pages,
+		// which after a large DeleteBefore is hundreds of KiB per Send or
+		// Record; Open rebuilds the list instead (see Open).
+		NoFreelistSync:  true,
 		InitialMmapSize: o.InitialMmapSize,
 	})
 	if err != nil {

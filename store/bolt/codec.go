@@ -19,5 +19,8 @@ func encodeAttempt(a *convoy.Attempt) ([]byte, error)   { return binAttempt(a), 
 func decodeApp(b []byte) (*convoy.App, error)           { return unbinApp(b) }
 func decodeEndpoint(b []byte) (*convoy.Endpoint, error) { return unbinEndpoint(b) }
 func decodeEvent(b []byte) (*convoy.Event, error)       { return unbinEvent(b) }
+
+// decodeEventMeta decodes an event without its Data, for deletion.
+func decodeEventMeta(b []byte) (*convoy.Event, error)   { return unbinEventMeta(b) }
 func decodeDelivery(b []byte) (*convoy.Delivery, error) { return unbinDelivery(b) }
 func decodeAttempt(b []byte) (*convoy.Attempt, error)   { return unbinAttempt(b) }

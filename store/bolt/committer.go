@@ -40,6 +40,8 @@ type wtx struct {
 	// counts holds the changes to bucketCounts made by the batch so far,
 	// written once when the batch is done.
 	counts map[string]int64
+	// wake is set by InsertEventTx when it stored due work.
+	wake bool
 }
 
 // count adds delta to the count of key in bucketCounts (see countDelivery

@@ -140,10 +140,6 @@ func join(parts ...[]byte) []byte {
 	return b
 }
 
-// eventKeyLen is the length of the part of an event index key that
-// follows its prefix: the created time and the event ID.
-const eventKeyLen = timeLen + idLen
-
 // eventKey is the suffix of an event's keys in the creation-time indexes:
 // its created time, then its ID, so that the keys under one prefix sort
 // by (CreatedAt, ID).

@@ -543,24 +543,29 @@ func (s *Store) Requeue(ctx context.Context, r convoy.RequeueRequest) (int, erro
 // returns how many events it removed; repeat while that equals limit.
 //
 // It first walks the creation-time index in a read-only transaction,
-// which does not hold up writers, to pick the events to remove; then one
-// committer operation checks each again and removes it. Writers wait only
-// for that operation, whose cost is proportional to limit and the
-// deliveries and attempts of the events removed, not to the number of old
-// events still pending before them. When a picked event changed in
-// between (it was re-sent or removed), the operation looks for as many
-// others after the last one picked, reading at most limit more index
-// keys.
+// which does not hold up writers, to pick the events to remove and read
+// their deliveries and the keys to delete; then one committer operation
+// checks that each picked event and delivery is still stored as read
+// (one lookup per record), and deletes the keys. Writers wait only for
+// that operation, whose cost is proportional to limit and the deliveries
+// and attempts of the events removed, not to the number of old events
+// still pending before them. An event that changed in between (a delivery
+// re-sent, or removed) is checked again from the records; when one can no
+// longer go, the operation looks for as many others after the last one
+// picked, reading at most limit more index keys.
 func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		limit = convoy.DefaultDeleteBatch
 	}
 	cutKey := timeKey(cutoff)
-	var picked [][]byte // keys in bucketEventCreated
+	var picked []*doomedEvent
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		picked = nil
-		return walkDeletable(tx, nil, cutoff, cutKey, math.MaxInt, func(k []byte, _ *convoy.Event) (bool, error) {
-			picked = append(picked, clone(k))
+		return walkDeletable(tx, nil, cutoff, cutKey, math.MaxInt, func(de *doomedEvent) (bool, error) {
+			if err := de.planKeys(tx); err != nil {
+				return false, err
+			}
+			picked = append(picked, de)
 			return len(picked) < limit, nil
 		})
 	})
@@ -570,36 +575,25 @@ func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (
 	var n int
 	err = s.write(ctx, func(w *wtx) error {
 		n = 0
-		for _, k := range picked {
-			if w.Bucket(bucketEventCreated).Get(k) == nil {
-				continue // removed meanwhile
-			}
-			ev, err := getEvent(w.Tx, string(k[timeLen:]))
+		for _, de := range picked {
+			ok, err := de.delete(w)
 			if err != nil {
 				return err
 			}
-			pending, err := hasPending(w.Tx, ev.ID)
-			if err != nil {
-				return err
+			if ok {
+				n++
 			}
-			if pending {
-				continue // re-sent meanwhile
-			}
-			if err := deleteEvent(w, ev); err != nil {
-				return err
-			}
-			n++
 		}
 		if n == len(picked) || len(picked) < limit {
 			return nil
 		}
-		// Some picked events changed: make up for them with events after
-		// the last one picked, so that a full batch still means "maybe
-		// more". Deleting moves no key of the walk, which re-seeks after
-		// each removal.
+		// Some picked events could not go: make up for them with events
+		// after the last one picked, so that a full batch still means
+		// "maybe more". Deleting moves no key of the walk, which re-seeks
+		// after each removal.
 		want := len(picked) - n
-		return walkDeletable(w.Tx, successor(picked[len(picked)-1]), cutoff, cutKey, limit, func(_ []byte, ev *convoy.Event) (bool, error) {
-			if err := deleteEvent(w, ev); err != nil {
+		return walkDeletable(w.Tx, successor(picked[len(picked)-1].key), cutoff, cutKey, limit, func(de *doomedEvent) (bool, error) {
+			if err := deleteEventRecords(w, de.ev, de.deliveries(), de.stale); err != nil {
 				return false, err
 			}
 			n++
@@ -613,13 +607,83 @@ func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (
 	return n, nil
 }
 
+// doomedEvent is an event DeleteBefore found deletable, with what it read.
+type doomedEvent struct {
+	key   []byte        // in bucketEventCreated
+	ev    *convoy.Event // without Data
+	ds    []doomedDelivery
+	stale [][]byte // keys of bucketEventDeliveries whose delivery is missing
+}
+
+// doomedDelivery is a delivery of a doomedEvent.
+type doomedDelivery struct {
+	d        *convoy.Delivery
+	raw      []byte   // the record as read; nil until planKeys
+	attempts [][]byte // the keys of its attempts
+}
+
+func (de *doomedEvent) deliveries() []*convoy.Delivery {
+	out := make([]*convoy.Delivery, len(de.ds))
+	for i, dd := range de.ds {
+		out[i] = dd.d
+	}
+	return out
+}
+
+// planKeys reads, in the read-only transaction tx, what delete needs: the
+// deliveries' records as stored and the keys of their attempts. Attempts
+// are only added to a delivery that is Processing, so they stay as read
+// while the record does.
+func (de *doomedEvent) planKeys(tx *bbolt.Tx) error {
+	for i := range de.ds {
+		dd := &de.ds[i]
+		dd.raw = clone(tx.Bucket(bucketDeliveries).Get([]byte(dd.d.ID)))
+		dd.attempts = prefixKeys(tx, bucketAttempts, []byte(dd.d.ID))
+	}
+	return nil
+}
+
+// delete removes the event if it is still as planKeys read it, or, if it
+// changed, if it can still go by its records. It reports whether it
+// removed it.
+func (de *doomedEvent) delete(w *wtx) (bool, error) {
+	if w.Bucket(bucketEvents).Get([]byte(de.ev.ID)) == nil {
+		return false, nil // removed meanwhile
+	}
+	same := true
+	for _, dd := range de.ds {
+		if !bytes.Equal(w.Bucket(bucketDeliveries).Get([]byte(dd.d.ID)), dd.raw) {
+			same = false
+			break
+		}
+	}
+	if !same {
+		ds, stale, err := eventDeliveryRecords(w.Tx, de.ev.ID)
+		if err != nil {
+			return false, err
+		}
+		if slices.ContainsFunc(ds, func(d *convoy.Delivery) bool { return !d.Status.Final() }) {
+			return false, nil // re-sent meanwhile
+		}
+		return true, deleteEventRecords(w, de.ev, ds, stale)
+	}
+	// A delivery is only added to an event with it, so there is none
+	// besides those read.
+	for _, dd := range de.ds {
+		if err := deleteDeliveryKeys(w, dd.d, dd.attempts); err != nil {
+			return false, err
+		}
+	}
+	return true, deleteEventKeys(w, de.ev, de.stale)
+}
+
 // walkDeletable visits, oldest first from the key from (nil: the first),
 // the events created before cutoff (whose time key is cutKey) that have
-// no pending delivery, with their keys in bucketEventCreated, until visit
-// returns false or maxKeys keys of the index have been read. visit may
-// write: the walk re-seeks after each call.
+// no pending delivery, with their deliveries, until visit returns false or
+// maxKeys keys of the index have been read. visit may write: the walk
+// re-seeks after each call.
 func walkDeletable(tx *bbolt.Tx, from []byte, cutoff time.Time, cutKey []byte, maxKeys int,
-	visit func(k []byte, ev *convoy.Event) (bool, error)) error {
+	visit func(de *doomedEvent) (bool, error)) error {
 	pos := from
 	for range maxKeys {
 		c := tx.Bucket(bucketEventCreated).Cursor()
@@ -634,7 +698,7 @@ func walkDeletable(tx *bbolt.Tx, from []byte, cutoff time.Time, cutKey []byte, m
 		}
 		k = clone(k)
 		pos = successor(k)
-		ev, err := getEvent(tx, string(k[timeLen:]))
+		ev, err := getEventMeta(tx, string(k[timeLen:]))
 		if err != nil {
 			return err
 		}
@@ -648,7 +712,15 @@ func walkDeletable(tx *bbolt.Tx, from []byte, cutoff time.Time, cutKey []byte, m
 		if pending {
 			continue
 		}
-		if more, err := visit(k, ev); err != nil || !more {
+		ds, stale, err := eventDeliveryRecords(tx, ev.ID)
+		if err != nil {
+			return err
+		}
+		de := &doomedEvent{key: k, ev: ev, ds: make([]doomedDelivery, len(ds)), stale: stale}
+		for i, d := range ds {
+			de.ds[i].d = d
+		}
+		if more, err := visit(de); err != nil || !more {
 			return err
 		}
 	}
@@ -660,12 +732,13 @@ func hasPending(tx *bbolt.Tx, eventID string) (bool, error) {
 	prefix := []byte(eventID)
 	c := tx.Bucket(bucketEventDeliveries).Cursor()
 	for k, _ := c.Seek(prefix); hasPrefix(k, prefix); k, _ = c.Next() {
-		d, err := getDelivery(tx, string(k[idLen:]))
-		if err != nil {
-			return false, err
+		v := tx.Bucket(bucketDeliveries).Get(k[idLen:])
+		if v == nil {
+			continue // a stale entry, removed with the event
 		}
-		if !d.Status.Final() {
-			return true, nil
+		final, err := deliveryFinal(v)
+		if err != nil || !final {
+			return !final, err
 		}
 	}
 	return false, nil

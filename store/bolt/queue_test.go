@@ -101,3 +101,75 @@ func TestIdleWritesNothing(t *testing.T) {
 	require.ErrorIs(t, err, convoy.ErrDuplicate)
 	require.Equal(t, before, txid(t, s))
 }
+
+// TestDeleteBeforeChangedMeanwhile changes picked events between
+// DeleteBefore's read-only walk and its committer operation: an event
+// whose delivery was re-sent is kept and another one is taken instead,
+// and an event that lost a delivery with its endpoint still goes, with
+// every index entry.
+func TestDeleteBeforeChangedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	t.Cleanup(func() { require.NoError(t, CheckIndexes(s)) })
+	at := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	app := storetest.NewApp()
+	require.NoError(t, s.CreateApp(ctx, app))
+	ep, other := storetest.NewEndpoint(app.ID), storetest.NewEndpoint(app.ID)
+	require.NoError(t, s.CreateEndpoint(ctx, ep))
+	require.NoError(t, s.CreateEndpoint(ctx, other))
+	var evs []*convoy.Event
+	var ds []*convoy.Delivery
+	for i := range 5 {
+		ev := storetest.NewEvent(app.ID, at.Add(time.Duration(i)*time.Second))
+		d := storetest.NewDelivery(ev, ep.ID)
+		d.Status = convoy.DeliveryDiscarded
+		batch := []*convoy.Delivery{d}
+		if i == 1 {
+			d2 := storetest.NewDelivery(ev, other.ID)
+			d2.Status = convoy.DeliveryDiscarded
+			batch = append(batch, d2)
+		}
+		_, err := s.InsertEvent(ctx, ev, batch)
+		require.NoError(t, err)
+		evs, ds = append(evs, ev), append(ds, d)
+	}
+	cutoff := at.Add(time.Hour)
+	gone := func(ev *convoy.Event) bool {
+		_, err := s.GetEvent(ctx, ev.ID)
+		return errors.Is(err, convoy.ErrNotFound)
+	}
+
+	// Events 0 and 1 are picked; before the deletion runs, event 0's
+	// delivery is re-sent and event 1 loses a delivery with its endpoint.
+	release := holdCommitter(t, s)
+	requeued, removed := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := s.Requeue(ctx, convoy.RequeueRequest{Now: at, DeliveryID: ds[0].ID})
+		requeued <- err
+	}()
+	waitQueued(s, 1)
+	go func() { removed <- s.DeleteEndpoint(ctx, other.ID) }()
+	waitQueued(s, 2)
+	type result struct {
+		n   int
+		err error
+	}
+	deleted := make(chan result, 1)
+	go func() {
+		n, err := s.DeleteBefore(ctx, cutoff, 2)
+		deleted <- result{n, err}
+	}()
+	waitQueued(s, 3)
+	release()
+	require.NoError(t, <-requeued)
+	require.NoError(t, <-removed)
+	res := <-deleted
+	require.NoError(t, res.err)
+	require.Equal(t, 2, res.n, "event 2 makes up for event 0")
+	require.Equal(t, []bool{false, true, true, false, false}, []bool{gone(evs[0]), gone(evs[1]), gone(evs[2]), gone(evs[3]), gone(evs[4])})
+
+	n, err := s.DeleteBefore(ctx, cutoff, 5)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "event 0 is pending")
+	require.False(t, gone(evs[0]))
+}

@@ -34,6 +34,15 @@ func getEvent(tx *bbolt.Tx, id string) (*convoy.Event, error) {
 	return decodeEvent(v)
 }
 
+// getEventMeta is getEvent without the event's Data.
+func getEventMeta(tx *bbolt.Tx, id string) (*convoy.Event, error) {
+	v := tx.Bucket(bucketEvents).Get([]byte(id))
+	if v == nil {
+		return nil, notFound("event", id)
+	}
+	return decodeEventMeta(v)
+}
+
 func getDelivery(tx *bbolt.Tx, id string) (*convoy.Delivery, error) {
 	v := tx.Bucket(bucketDeliveries).Get([]byte(id))
 	if v == nil {
@@ -177,8 +186,22 @@ func deleteDelivery(w *wtx, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := deletePrefix(w, bucketAttempts, []byte(d.ID)); err != nil {
-		return err
+	return deleteDeliveryRecord(w, d)
+}
+
+// deleteDeliveryRecord removes the stored delivery d, its attempts and its
+// index entries.
+func deleteDeliveryRecord(w *wtx, d *convoy.Delivery) error {
+	return deleteDeliveryKeys(w, d, prefixKeys(w.Tx, bucketAttempts, []byte(d.ID)))
+}
+
+// deleteDeliveryKeys removes the stored delivery d, its attempts, whose
+// keys are attempts, and its index entries.
+func deleteDeliveryKeys(w *wtx, d *convoy.Delivery, attempts [][]byte) error {
+	for _, k := range attempts {
+		if err := w.del(bucketAttempts, k); err != nil {
+			return err
+		}
 	}
 	if t, ok := d.DueAt(); ok {
 		if err := unschedule(w, d.EndpointID, dueKey(t, d.ID)); err != nil {
@@ -198,13 +221,55 @@ func deleteDelivery(w *wtx, id string) error {
 	return w.del(bucketDeliveries, []byte(d.ID))
 }
 
+// eventDeliveryRecords returns the deliveries of an event, in ID order,
+// and the keys of the event's index entries whose delivery is missing.
+func eventDeliveryRecords(tx *bbolt.Tx, eventID string) (ds []*convoy.Delivery, stale [][]byte, err error) {
+	prefix := []byte(eventID)
+	c := tx.Bucket(bucketEventDeliveries).Cursor()
+	for k, _ := c.Seek(prefix); hasPrefix(k, prefix); k, _ = c.Next() {
+		v := tx.Bucket(bucketDeliveries).Get(k[idLen:])
+		if v == nil {
+			stale = append(stale, clone(k))
+			continue
+		}
+		d, err := decodeDelivery(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, stale, nil
+}
+
 // deleteEvent removes an event with its deliveries, their attempts, and
 // every index entry of the event.
 func deleteEvent(w *wtx, ev *convoy.Event) error {
-	if err := eachKeyDeleting(w, bucketEventDeliveries, []byte(ev.ID), func(k []byte) error {
-		return deleteIndexed(w, bucketEventDeliveries, k, string(k[idLen:]))
-	}); err != nil {
+	ds, stale, err := eventDeliveryRecords(w.Tx, ev.ID)
+	if err != nil {
 		return err
+	}
+	return deleteEventRecords(w, ev, ds, stale)
+}
+
+// deleteEventRecords removes the stored event ev, its deliveries ds (as
+// eventDeliveryRecords returned them, with stale) with their attempts,
+// and every index entry of the event. ev needs no Data.
+func deleteEventRecords(w *wtx, ev *convoy.Event, ds []*convoy.Delivery, stale [][]byte) error {
+	for _, d := range ds {
+		if err := deleteDeliveryRecord(w, d); err != nil {
+			return err
+		}
+	}
+	return deleteEventKeys(w, ev, stale)
+}
+
+// deleteEventKeys removes the stored event ev, whose deliveries are gone,
+// its stale entries in bucketEventDeliveries and its other index entries.
+func deleteEventKeys(w *wtx, ev *convoy.Event, stale [][]byte) error {
+	for _, k := range stale {
+		if err := w.del(bucketEventDeliveries, k); err != nil {
+			return err
+		}
 	}
 	if ev.IdempotencyKey != "" {
 		k := join([]byte(ev.AppID), []byte(ev.IdempotencyKey))
@@ -252,7 +317,7 @@ func deleteEndpoint(w *wtx, ep *convoy.Endpoint) error {
 }
 
 // deleteIndexed deletes the delivery that index key k of bucket names, and
-// k itself even if it was stale.
+// k itself even if it was stale (so that a walk deleting keys ends).
 func deleteIndexed(w *wtx, bucket, k []byte, deliveryID string) error {
 	if err := deleteDelivery(w, deliveryID); err != nil && !errors.Is(err, convoy.ErrNotFound) {
 		return err
@@ -274,6 +339,17 @@ func eachKeyDeleting(w *wtx, bucket, prefix []byte, fn func(k []byte) error) err
 			return err
 		}
 	}
+}
+
+// prefixKeys returns copies of the keys of bucket that start with prefix,
+// for a caller that deletes them (a cursor does not survive a write).
+func prefixKeys(tx *bbolt.Tx, bucket, prefix []byte) [][]byte {
+	var out [][]byte
+	c := tx.Bucket(bucket).Cursor()
+	for k, _ := c.Seek(prefix); hasPrefix(k, prefix); k, _ = c.Next() {
+		out = append(out, clone(k))
+	}
+	return out
 }
 
 // deletePrefix deletes every key of bucket that starts with prefix.

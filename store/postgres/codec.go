@@ -201,11 +201,3 @@ func decodeJSON(field string, b []byte, v any) error {
 func decodeErr(field string, err error) error {
 	return fmt.Errorf("convoy: postgres: stored %s do not decode: %w", field, err)
 }
-
-// uuidOrNil is s for a nullable uuid column, nil when empty.
-func uuidOrNil(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}

@@ -1,2 +1,148 @@
-// Package postgres provides a [convoy.Store] on PostgreSQL.
+// Package postgres provides a [convoy.Store] on PostgreSQL (pgx v5), for
+// services that run several replicas: any number of processes share one
+// queue, and an event can be sent inside the application's own
+// transaction (see SendTx below). It is its own Go module, so that the
+// convoy module itself never depends on a database driver.
+//
+//	s, err := postgres.Open(ctx, "postgres://app@db/app", &postgres.Options{Migrate: true})
+//	if err != nil { ... }
+//	d, err := convoy.New(convoy.Config{Store: s})
+//
+// [Open] makes (and Close closes) a connection pool; [New] takes a
+// *pgxpool.Pool the application already has, and leaves it open. A Store
+// is safe for concurrent use.
+//
+// # Schema and migrations
+//
+// The tables live in one schema, "convoy" unless [Options].Schema names
+// another, so they can sit in the application's database beside its own
+// tables: apps, endpoints, events, deliveries, attempts, counts and
+// schema_migrations. The schema is versioned by SQL migrations embedded in
+// this package (migrations/NNNN_name.sql). [Store.Migrate] applies those
+// a schema lacks, all in one transaction, under a transaction-scoped
+// advisory lock: several processes starting at once migrate once, and a
+// second run finds nothing to do. Options.Migrate runs it when the Store
+// is made; without it New and Open fail with [ErrNotMigrated] on a schema
+// that is not up to date. Migrations only add, so processes of the
+// previous release keep working on a schema a newer one migrated.
+//
+// Times are stored as Unix nanoseconds (bigint), so every time reads back
+// exactly as written; to_timestamp(created_at / 1e9) shows one. Event
+// payloads are bytea, byte for byte as sent.
+//
+// # Claims, leases and fencing
+//
+// Claim is one statement, the schema's claim function: it walks the
+// partial index deliveries_due, on due_at (next_attempt_at while
+// Scheduled or Retry, lease_expires_at while Processing) of the pending
+// deliveries only, in due order, and locks what it takes with FOR UPDATE
+// SKIP LOCKED. Concurrent claims, in one process or many, never wait for
+// one another and never hand out a delivery twice; a crashed process's
+// deliveries become due again when their leases expire. Time always comes
+// from the caller (ClaimRequest.Now, Transition.Now), never from the
+// database's clock, so processes agree on what is due as long as their
+// clocks do.
+//
+// Every claim has a fresh lease ID. Record and Release lock the delivery
+// (FOR NO KEY UPDATE) and proceed only if it is still Processing under the
+// caller's lease ID; otherwise they return convoy.ErrLeaseLost and change
+// nothing, so a worker whose lease expired cannot overwrite the result of
+// the worker that took over.
+//
+// # PerEndpoint across processes
+//
+// ClaimRequest.PerEndpoint holds across all processes sharing the store:
+// an endpoint is given at most PerEndpoint minus ClaimRequest.InFlight of
+// that endpoint (the caller's own attempts) minus its deliveries Processing
+// under another owner's unexpired lease. So a slow endpoint holds at most
+// its share of the workers of the whole fleet, not of each process.
+// Concurrent claims cannot together overfill an endpoint: a claim takes a
+// transaction-scoped advisory lock per endpoint with
+// pg_try_advisory_xact_lock, which never waits, and skips the endpoints
+// another claim holds at that moment (their work stays due for the next
+// claim). When the head of deliveries_due is all work of endpoints at
+// their cap, the claim looks up the other endpoints' earliest due work
+// through deliveries_endpoint_due, so a slow endpoint's backlog does not
+// starve the others.
+//
+// # Group commit
+//
+// Record and Release calls made at the same time (the Dispatcher records
+// from many goroutines) are queued and committed together by one goroutine
+// per Store, in one transaction of two round trips whatever their number:
+// the first begins and locks the batch's endpoints and deliveries, in ID
+// order so batches of different processes cannot deadlock; the second
+// inserts the attempts, updates the deliveries, the endpoints and the
+// counters, one statement each from arrays, and commits. Each call is
+// checked and applied on its own, in order: one that lost its lease fails
+// alone and the others commit. The Store interface needs no batch method.
+// [Options].RecordBatch bounds a batch (DefaultRecordBatch); 1 turns
+// group commit off.
+//
+// # No hot rows
+//
+// An endpoint's health and status are one row, which every Record of an
+// attempt to it updates in its transaction, and the EndpointStatus
+// callback sees the health with that attempt, with the row locked, as the
+// contract says. Within a batch the health is folded through the batch's
+// attempts in order and the row is written once, so a busy endpoint costs
+// one row lock per batch, not one per delivery: a batch to one endpoint
+// takes no longer than a batch spread over fifty (see
+// BenchmarkRecordHotEndpoint). Without group commit the row lock, held
+// until the commit is flushed, serialises the Records of one endpoint.
+//
+// The Stats counters are 64 rows (shards) of the counts table. A
+// transaction adds its changes to one shard that no other transaction
+// holds (chosen with FOR UPDATE SKIP LOCKED), so writers never queue on a
+// counter, and Stats sums the 64 rows: O(1). DueNow is an index scan of
+// deliveries_due that stops at convoy.MaxDueCount, OldestDue its first
+// entry.
+//
+// # Wake-ups
+//
+// Store implements [convoy.Waker] with LISTEN/NOTIFY on a channel named
+// after the schema. Work made due by one process (InsertEvent, Requeue, a
+// Record to Retry, a Release) is followed, after its commit, by a NOTIFY
+// that wakes the others at once instead of after their PollInterval;
+// those notifications are coalesced, at most one in flight per Store,
+// because PostgreSQL serialises the commits of notifying transactions.
+// The first SubscribeWake opens a dedicated connection (from the pool's
+// configuration, not taken from the pool) that listens, and reconnects
+// with backoff when it is lost, waking the subscribers once it listens
+// again since a notification may have been missed.
+//
+// # Sending inside the application's transaction
+//
+// Store implements convoy.TxInserter[pgx.Tx], so [convoy.SendTx] writes an
+// event and its deliveries in a pgx transaction of the application's:
+// they commit with the application's own rows or vanish with a rollback,
+// no worker can claim them before the commit, and a NOTIFY inside the
+// transaction wakes the dispatchers of every process when it commits. No
+// outbox table of the application's own is needed.
+//
+//	tx, err := pool.Begin(ctx)
+//	if err != nil { ... }
+//	defer tx.Rollback(ctx)
+//	if _, err := tx.Exec(ctx, `UPDATE orders SET paid = true WHERE id = $1`, orderID); err != nil { ... }
+//	if _, err := convoy.SendTx(ctx, d, tx, appID, convoy.Event{Type: "order.paid", Data: data}); err != nil { ... }
+//	return tx.Commit(ctx) // the webhook goes out if, and only if, this commits
+//
+// The transaction must be on the store's database, at READ COMMITTED
+// (PostgreSQL's default). A refused insert (unknown app, duplicate ID)
+// runs under a savepoint and leaves the transaction usable. Code on
+// database/sql can share the database through pgx's stdlib driver, but
+// SendTx needs the transaction as a pgx.Tx.
+//
+// # Deploying
+//
+// Run several replicas against one database; they need nothing else in
+// common. Apply migrations before or while rolling out (Options.Migrate
+// on every replica is safe). On a rolling restart, Dispatcher.Close
+// releases what it claimed and did not start, and finishes or abandons
+// attempts in flight; a process killed outright leaves leases that expire
+// after Config.Lease, when another replica claims those deliveries again,
+// which is why delivery is at least once. Besides its pool, each Store
+// uses one connection for LISTEN once a Dispatcher subscribes; a pool of
+// a few connections per process is enough, since no connection is held
+// while an HTTP attempt runs.
 package postgres

@@ -1,0 +1,241 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/convoykit/convoy"
+	"github.com/convoykit/convoy/store/postgres"
+	"github.com/convoykit/convoy/store/storetest"
+)
+
+// business is a table of the application's own, beside the store's.
+type business struct {
+	t     *testing.T
+	table string
+}
+
+func newBusiness(t *testing.T) business {
+	t.Helper()
+	schema := freshSchema(t)
+	table := pgx.Identifier{schema, "orders"}.Sanitize()
+	_, err := testPool(t).Exec(t.Context(), "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()+
+		"; CREATE TABLE "+table+" (id text PRIMARY KEY)")
+	require.NoError(t, err)
+	return business{t, table}
+}
+
+func (b business) insert(tx pgx.Tx, id string) {
+	b.t.Helper()
+	_, err := tx.Exec(b.t.Context(), "INSERT INTO "+b.table+" (id) VALUES ($1)", id)
+	require.NoError(b.t, err)
+}
+
+func (b business) exists(id string) bool {
+	b.t.Helper()
+	var ok bool
+	require.NoError(b.t, testPool(b.t).QueryRow(b.t.Context(), "SELECT EXISTS (SELECT 1 FROM "+b.table+" WHERE id = $1)", id).Scan(&ok))
+	return ok
+}
+
+func begin(t *testing.T) pgx.Tx {
+	t.Helper()
+	tx, err := testPool(t).Begin(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	return tx
+}
+
+// TestInsertEventTxCommitsWithTheCaller: the event and its deliveries
+// commit or roll back with the caller's own row, and stay invisible to
+// Claim until the commit.
+func TestInsertEventTxCommitsWithTheCaller(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 2)
+	orders := newBusiness(t)
+
+	// Rollback: nothing.
+	tx := begin(t)
+	orders.insert(tx, "order-1")
+	ev, ds := newEvent(f)
+	res, err := s.InsertEventTx(f.ctx, tx, ev, ds)
+	require.NoError(t, err)
+	require.True(t, res.Inserted)
+	require.Len(t, res.Deliveries, 2)
+	require.Empty(t, f.claim(t0.Add(time.Hour), 10), "not claimable before the commit")
+	require.NoError(t, tx.Rollback(f.ctx))
+	require.False(t, orders.exists("order-1"))
+	_, err = s.GetEvent(f.ctx, ev.ID)
+	require.ErrorIs(t, err, convoy.ErrNotFound)
+	require.Empty(t, f.claim(t0.Add(time.Hour), 10))
+	st, err := s.Stats(f.ctx, t0)
+	require.NoError(t, err)
+	require.Empty(t, st.Deliveries, "the counters rolled back too")
+
+	// Commit: claimable.
+	tx = begin(t)
+	orders.insert(tx, "order-2")
+	ev, ds = newEvent(f)
+	_, err = s.InsertEventTx(f.ctx, tx, ev, ds)
+	require.NoError(t, err)
+	require.Empty(t, f.claim(t0.Add(time.Hour), 10))
+	require.NoError(t, tx.Commit(f.ctx))
+	require.True(t, orders.exists("order-2"))
+	require.ElementsMatch(t, []string{ds[0].ID, ds[1].ID}, deliveryIDs(f.claim(t0, 10)))
+	st, err = s.Stats(f.ctx, t0)
+	require.NoError(t, err)
+	require.Equal(t, map[convoy.DeliveryStatus]int{convoy.DeliveryProcessing: 2}, st.Deliveries)
+}
+
+func deliveryIDs(ds []*convoy.Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	return out
+}
+
+// TestInsertEventTxRefusalKeepsTheTransaction: a refused insert changes
+// nothing and leaves the caller's transaction usable.
+func TestInsertEventTxRefusalKeepsTheTransaction(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 1)
+	orders := newBusiness(t)
+	tx := begin(t)
+	orders.insert(tx, "order-1")
+
+	ev, ds := newEvent(f)
+	ev.AppID = convoy.NewID()
+	ds[0].AppID = ev.AppID
+	_, err := s.InsertEventTx(f.ctx, tx, ev, ds)
+	require.ErrorIs(t, err, convoy.ErrNotFound, "unknown app")
+
+	kept, _ := newEvent(f)
+	_, err = s.InsertEvent(f.ctx, kept, nil)
+	require.NoError(t, err)
+	dup, ds := newEvent(f)
+	dup.ID = kept.ID
+	for _, d := range ds {
+		d.EventID = dup.ID
+	}
+	_, err = s.InsertEventTx(f.ctx, tx, dup, ds)
+	require.ErrorIs(t, err, convoy.ErrDuplicate)
+
+	other := setup(t, s, 1)
+	ev, ds = newEvent(f)
+	ds = append(ds, storetest.NewDelivery(ev, other.eps[0].ID))
+	_, err = s.InsertEventTx(f.ctx, tx, ev, ds)
+	require.ErrorIs(t, err, convoy.ErrInvalid, "another app's endpoint")
+	_, err = s.InsertEventTx(f.ctx, nil, ev, ds)
+	require.ErrorIs(t, err, convoy.ErrInvalid, "no transaction")
+
+	ev, ds = newEvent(f)
+	_, err = s.InsertEventTx(f.ctx, tx, ev, ds)
+	require.NoError(t, err)
+	orders.insert(tx, "order-2")
+	require.NoError(t, tx.Commit(f.ctx))
+	require.True(t, orders.exists("order-1"))
+	require.True(t, orders.exists("order-2"))
+	require.Equal(t, []string{ds[0].ID}, deliveryIDs(f.claim(t0, 10)))
+}
+
+// TestInsertEventTxIdempotency: a key used by a committed event, or by a
+// transaction that commits while this one waits, returns that event; a
+// key whose first transaction rolled back is free.
+func TestInsertEventTxIdempotency(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 1)
+	keyed := func(key string) (*convoy.Event, []*convoy.Delivery) {
+		ev, ds := newEvent(f)
+		ev.IdempotencyKey = key
+		return ev, ds
+	}
+
+	first, ds := keyed("order-1")
+	_, err := s.InsertEvent(f.ctx, first, ds)
+	require.NoError(t, err)
+	tx := begin(t)
+	again, ds := keyed("order-1")
+	res, err := s.InsertEventTx(f.ctx, tx, again, ds)
+	require.NoError(t, err)
+	require.False(t, res.Inserted)
+	require.Equal(t, first.ID, res.Event.ID)
+	require.Len(t, res.Deliveries, 1)
+	require.NoError(t, tx.Commit(f.ctx))
+
+	// Two transactions with one key: the second waits for the first.
+	for _, commit := range []bool{true, false} {
+		key := map[bool]string{true: "order-2", false: "order-3"}[commit]
+		tx1, tx2 := begin(t), begin(t)
+		ev1, ds1 := keyed(key)
+		_, err := s.InsertEventTx(f.ctx, tx1, ev1, ds1)
+		require.NoError(t, err)
+		type result struct {
+			res convoy.InsertResult
+			err error
+		}
+		done := make(chan result, 1)
+		ev2, ds2 := keyed(key)
+		go func() {
+			res, err := s.InsertEventTx(f.ctx, tx2, ev2, ds2)
+			done <- result{res, err}
+		}()
+		if commit {
+			require.NoError(t, tx1.Commit(f.ctx))
+		} else {
+			require.NoError(t, tx1.Rollback(f.ctx))
+		}
+		r := <-done
+		require.NoError(t, r.err)
+		require.NoError(t, tx2.Commit(f.ctx))
+		if commit {
+			require.False(t, r.res.Inserted)
+			require.Equal(t, ev1.ID, r.res.Event.ID)
+		} else {
+			require.True(t, r.res.Inserted, "the first transaction rolled back: the key is free")
+			require.Equal(t, ev2.ID, r.res.Event.ID)
+		}
+	}
+}
+
+// TestSendTx: convoy.SendTx with a pgx.Tx through the Dispatcher.
+func TestSendTx(t *testing.T) {
+	s := newStore(t, nil)
+	d, err := convoy.New(convoy.Config{Store: s})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	ctx := t.Context()
+	app, err := d.CreateApp(ctx, convoy.App{Name: "Acme"})
+	require.NoError(t, err)
+	_, err = d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://hooks.acme.example/convoy"})
+	require.NoError(t, err)
+	orders := newBusiness(t)
+	send := func(order string) (*convoy.SendResult, pgx.Tx) {
+		tx := begin(t)
+		orders.insert(tx, order)
+		res, err := convoy.SendTx(ctx, d, tx, app.ID, convoy.Event{Type: "order.paid", Data: json.RawMessage(`{"order":"` + order + `"}`)})
+		require.NoError(t, err)
+		return res, tx
+	}
+
+	res, tx := send("order-1")
+	require.NoError(t, tx.Rollback(ctx))
+	_, err = s.GetEvent(ctx, res.Event.ID)
+	require.ErrorIs(t, err, convoy.ErrNotFound)
+
+	res, tx = send("order-2")
+	require.NoError(t, tx.Commit(ctx))
+	require.Len(t, res.Deliveries, 1)
+	got, err := s.GetDelivery(ctx, res.Deliveries[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, convoy.DeliveryScheduled, got.Status)
+
+	_, err = convoy.SendTx(ctx, d, "not a transaction", app.ID, convoy.Event{Type: "order.paid", Data: json.RawMessage(`{}`)})
+	require.ErrorIs(t, err, convoy.ErrInvalid, "a transaction type the store does not take")
+	var _ convoy.TxInserter[pgx.Tx] = (*postgres.Store)(nil)
+}

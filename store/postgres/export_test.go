@@ -1,0 +1,40 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/convoykit/convoy"
+)
+
+// TestOp is one call for CommitTogether: a Record of T, or a Release of
+// T.DeliveryID under T.LeaseID.
+type TestOp struct {
+	Release bool
+	T       convoy.Transition
+}
+
+// TestOutcome is what CommitTogether did with one TestOp.
+type TestOutcome struct {
+	Res      convoy.RecordResult
+	Err      error
+	Panicked any
+}
+
+// CommitTogether runs ops as one group commit, in order, as the
+// committer does with calls that arrive together.
+func CommitTogether(ctx context.Context, s *Store, ops []TestOp) []TestOutcome {
+	batch := make([]*op, len(ops))
+	for i, x := range ops {
+		o := &op{ctx: ctx, kind: opRecord, t: x.T, done: make(chan struct{})}
+		if x.Release {
+			o.kind = opRelease
+		}
+		batch[i] = o
+	}
+	s.runBatch(batch)
+	out := make([]TestOutcome, len(ops))
+	for i, o := range batch {
+		out[i] = TestOutcome{Res: o.res, Err: o.err, Panicked: o.panicked}
+	}
+	return out
+}

@@ -1,0 +1,225 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convoykit/convoy"
+	"github.com/convoykit/convoy/store/postgres"
+)
+
+// TestClaimPerEndpointAcrossProcesses: two stores on one schema (two
+// processes) share an endpoint's cap: each counts the other's leases.
+func TestClaimPerEndpointAcrossProcesses(t *testing.T) {
+	a := newStore(t, nil)
+	b := newStore(t, &postgres.Options{Schema: a.Schema()})
+	f := setup(t, a, 2)
+	busy, calm := f.eps[0], f.eps[1]
+	f.send(t0, 10, busy)
+	f.send(t0, 2, calm)
+	claim := func(s *postgres.Store, owner string, now time.Time, inFlight map[string]int) map[string]int {
+		t.Helper()
+		ds, err := s.Claim(f.ctx, convoy.ClaimRequest{
+			Now: now, Limit: 100, Owner: owner, Lease: time.Minute, PerEndpoint: 3, InFlight: inFlight,
+		})
+		require.NoError(t, err)
+		got := map[string]int{}
+		for _, d := range ds {
+			got[d.EndpointID]++
+		}
+		return got
+	}
+	require.Equal(t, map[string]int{busy.ID: 3, calm.ID: 2}, claim(a, "process-a", t0, nil))
+	require.Empty(t, claim(b, "process-b", t0, nil), "a's leases fill busy's cap, and calm has nothing more")
+	require.Empty(t, claim(a, "process-a", t0, map[string]int{busy.ID: 3}), "a's own InFlight counts for a")
+	// a's attempts are over (its InFlight is empty) but not recorded: the
+	// store does not count a's own leases for a.
+	require.Equal(t, map[string]int{busy.ID: 3}, claim(a, "process-a", t0, nil))
+	require.Empty(t, claim(b, "process-b", t0, nil), "six of a's leases, the cap is three")
+	// When a's leases expire, b takes over, within the cap.
+	require.Equal(t, map[string]int{busy.ID: 3, calm.ID: 2}, claim(b, "process-b", t0.Add(time.Minute), nil))
+}
+
+// TestClaimCapHoldsUnderConcurrency: many owners claiming one endpoint at
+// once never have more than PerEndpoint of its deliveries in flight, as a
+// watcher reading the table meanwhile sees it.
+func TestClaimCapHoldsUnderConcurrency(t *testing.T) {
+	const (
+		owners = 8
+		cap    = 3
+		total  = 60
+	)
+	s := newStore(t, nil)
+	f := setup(t, s, 1)
+	f.send(t0, total)
+	var (
+		done, most atomic.Int64
+		wg         sync.WaitGroup
+		errs       = make(chan error, owners+1)
+	)
+	wg.Add(1)
+	go func() { // the watcher: one statement, one instant
+		defer wg.Done()
+		for done.Load() < total {
+			var n int64
+			err := testPool(t).QueryRow(context.Background(), `SELECT count(*) FROM "`+s.Schema()+`".deliveries
+				WHERE endpoint_id = $1 AND status = 'Processing'`, f.eps[0].ID).Scan(&n)
+			if err != nil {
+				errs <- err
+				return
+			}
+			most.Store(max(most.Load(), n))
+		}
+	}()
+	for w := range owners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("owner-%d", w)
+			for done.Load() < total {
+				ds, err := s.Claim(f.ctx, convoy.ClaimRequest{
+					Now: t0, Limit: 2, Owner: owner, Lease: time.Hour, PerEndpoint: cap,
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, d := range ds {
+					if _, err := s.Record(f.ctx, succeeded(d, t0)); err != nil {
+						errs <- err
+						return
+					}
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, total, done.Load())
+	require.Positive(t, most.Load())
+	require.LessOrEqual(t, most.Load(), int64(cap), "in flight at once, across owners")
+}
+
+// TestClaimCappedHeadDoesNotStarve: when the earliest due work all
+// belongs to an endpoint at its cap, the other endpoints' later work is
+// still claimed.
+func TestClaimCappedHeadDoesNotStarve(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 2)
+	slow, fast := f.eps[0], f.eps[1]
+	f.send(t0.Add(-time.Hour), 500, slow)
+	late := f.send(t0, 2, fast)
+	ds, err := s.Claim(f.ctx, convoy.ClaimRequest{Now: t0, Limit: 10, Owner: "w", Lease: time.Minute, PerEndpoint: 2})
+	require.NoError(t, err)
+	got := map[string]int{}
+	for _, d := range ds {
+		got[d.EndpointID]++
+	}
+	require.Equal(t, map[string]int{slow.ID: 2, fast.ID: 2}, got)
+	for _, d := range late {
+		require.Equal(t, convoy.DeliveryProcessing, f.get(d.ID).Status)
+	}
+}
+
+// rowVersions fingerprints every row version and row lock in the store's
+// tables: a write, or a row lock, changes it.
+func rowVersions(t *testing.T, s *postgres.Store) string {
+	t.Helper()
+	var fp string
+	err := testPool(t).QueryRow(context.Background(), fmt.Sprintf(`
+		SELECT string_agg(v, ',' ORDER BY v) FROM (
+			SELECT 'c' || ctid || xmin || xmax AS v FROM %[1]s.counts
+			UNION ALL SELECT 'd' || ctid || xmin || xmax FROM %[1]s.deliveries
+			UNION ALL SELECT 'e' || ctid || xmin || xmax FROM %[1]s.endpoints
+			UNION ALL SELECT 'v' || ctid || xmin || xmax FROM %[1]s.events) x`, `"`+s.Schema()+`"`)).Scan(&fp)
+	require.NoError(t, err)
+	return fp
+}
+
+// TestIdleCallsWriteNothing: what an idle dispatcher polls (a Claim that
+// finds nothing to hand out, NextDue, Stats) neither writes nor locks a
+// row.
+func TestIdleCallsWriteNothing(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 1)
+	f.send(t0, 2)
+	f.send(t0.Add(time.Hour), 2)
+	claimed := f.claim(t0, 1)
+	require.Len(t, claimed, 1)
+	before := rowVersions(t, s)
+
+	for _, req := range []convoy.ClaimRequest{
+		{Now: t0.Add(-time.Hour), Limit: 10, Owner: "w", Lease: time.Minute},
+		{Now: t0, Limit: 10, Owner: "w", Lease: time.Minute, PerEndpoint: 1, InFlight: map[string]int{f.eps[0].ID: 1}},
+		{Now: t0, Limit: 10, Owner: "other", Lease: time.Minute, PerEndpoint: 1},
+	} {
+		ds, err := s.Claim(f.ctx, req)
+		require.NoError(t, err)
+		require.Empty(t, ds)
+	}
+	_, _, err := s.NextDue(f.ctx)
+	require.NoError(t, err)
+	_, err = s.Stats(f.ctx, t0)
+	require.NoError(t, err)
+	require.Equal(t, before, rowVersions(t, s))
+}
+
+// TestRequeueAndRetentionDoNotCross: DeleteBefore never removes a
+// delivery a concurrent Requeue made pending, and never fails for it.
+func TestRequeueAndRetentionDoNotCross(t *testing.T) {
+	const n = 30
+	s := newStore(t, nil)
+	f := setup(t, s, 1)
+	for range n {
+		f.send(t0.Add(-time.Hour), 1)
+	}
+	for _, c := range f.claim(t0, n) {
+		tr := succeeded(c, t0)
+		tr.Status, tr.Attempt = convoy.DeliveryFailure, nil
+		_, err := s.Record(f.ctx, tr)
+		require.NoError(t, err)
+	}
+	var (
+		wg      sync.WaitGroup
+		moved   int
+		deleted int
+		rerr    error
+		derr    error
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		moved, rerr = s.Requeue(f.ctx, convoy.RequeueRequest{
+			Now: t0, EndpointID: f.eps[0].ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryFailure},
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			k, err := s.DeleteBefore(f.ctx, t0, 4)
+			deleted += k
+			if err != nil || k == 0 {
+				derr = err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	require.NoError(t, rerr)
+	require.NoError(t, derr)
+	st, err := s.Stats(f.ctx, t0)
+	require.NoError(t, err)
+	require.Equal(t, moved, st.Deliveries[convoy.DeliveryScheduled], "every delivery requeued is still there")
+	require.Equal(t, n, moved+deleted)
+	require.Equal(t, moved, len(f.claim(t0, n)))
+}
