@@ -182,9 +182,11 @@ func Ptr[T any](v T) *T { return &v }
 //
 // Convoy advanced and Standard Webhooks carry one signature per live
 // secret, so receivers holding either secret verify during the overlap.
-// Convoy simple has room for one signature only: it signs with the newest
-// secret, so its receivers must try both secrets during the overlap (a
-// Verifier with both in Secrets does).
+// Convoy simple has room for one signature only: it keeps signing with the
+// oldest live secret until that secret expires, keepOld from now, and
+// then with the new one. Its receivers keep the old secret until then and
+// switch at expiry, or accept both during the overlap (a Verifier with
+// both in Secrets does).
 func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret SecretValue, keepOld time.Duration) (*App, error) {
 	if err := ValidateID("appID", appID); err != nil {
 		return nil, err

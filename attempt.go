@@ -2,6 +2,7 @@ package convoy
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -24,7 +25,9 @@ type Attempt struct {
 	Method string
 	// RequestHeaders as sent, signature included.
 	RequestHeaders http.Header
-	// RequestBody is the body sent: the event data, byte for byte.
+	// RequestBody is the body sent: the event data, byte for byte. Stores
+	// do not keep a copy per attempt (the event holds it); the
+	// Dispatcher's ListAttempts and LastAttempt fill it in from the event.
 	RequestBody []byte
 	// StatusCode is the response status, 0 when no response came.
 	StatusCode int
@@ -87,11 +90,50 @@ func cloneBytes(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
-// ListAttempts returns one page of a delivery's attempts, oldest first, and
-// the cursor of the next page. ErrNotFound if the delivery is missing.
+// ListAttempts returns one page of a delivery's attempts, newest first,
+// and the cursor of the next page. ErrNotFound if the delivery is missing.
 func (d *Dispatcher) ListAttempts(ctx context.Context, deliveryID string, page Page) ([]*Attempt, string, error) {
 	if err := ValidateID("deliveryID", deliveryID); err != nil {
 		return nil, "", err
 	}
-	return d.store.ListAttempts(ctx, deliveryID, page)
+	as, next, err := d.store.ListAttempts(ctx, deliveryID, page)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := d.fillBodies(ctx, as); err != nil {
+		return nil, "", err
+	}
+	return as, next, nil
+}
+
+// LastAttempt returns the latest attempt of a delivery, or ErrNotFound if
+// the delivery is missing or has no attempt yet.
+func (d *Dispatcher) LastAttempt(ctx context.Context, deliveryID string) (*Attempt, error) {
+	as, _, err := d.ListAttempts(ctx, deliveryID, Page{Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(as) == 0 {
+		return nil, fmt.Errorf("%w: delivery %s has no attempt", ErrNotFound, deliveryID)
+	}
+	return as[0], nil
+}
+
+// fillBodies sets the RequestBody of attempts stored without one: the body
+// sent was the event's data, byte for byte.
+func (d *Dispatcher) fillBodies(ctx context.Context, as []*Attempt) error {
+	var ev *Event
+	for _, a := range as {
+		if a.RequestBody != nil {
+			continue
+		}
+		if ev == nil || ev.ID != a.EventID {
+			var err error
+			if ev, err = d.store.GetEvent(ctx, a.EventID); err != nil {
+				return fmt.Errorf("convoy: attempt body: %w", err)
+			}
+		}
+		a.RequestBody = cloneBytes(ev.Data)
+	}
+	return nil
 }

@@ -54,9 +54,10 @@
 //
 // Outbound connections go through an SSRF guard that refuses loopback,
 // private, link-local and other special addresses at connect time, unless
-// Config.AllowNetworks lists them. Redirects are not followed, response
-// bodies and headers are read up to a bound, and bad input is refused with
-// typed errors before anything is stored.
+// Config.AllowNetworks lists them. Redirects and protocol switches are not
+// followed, response bodies and headers are read up to a bound and within
+// Config.Timeout, and bad input is refused with typed errors before
+// anything is stored.
 package convoy
 
 import (
@@ -97,10 +98,16 @@ type Config struct {
 	// enforces the SSRF guard, with dial and TLS timeouts of 5 s and a
 	// 64 KiB response header limit. A client you supply is used as is for
 	// its Transport (so the SSRF guard is then yours to provide), except
-	// that redirects are never followed and Timeout applies.
+	// that redirects are never followed, Timeout applies and response
+	// headers over 64 KiB fail the attempt. Timeout bounds the body read
+	// whatever the transport does; the wait for the response header ends
+	// at Timeout only if the transport honours the request's context, as
+	// http.Transport does.
 	HTTPClient *http.Client
 	// Timeout bounds one attempt, from dial to the last byte read. Default
-	// 15 s.
+	// 15 s. A 1xx response returned as final (101 Switching Protocols) or
+	// a response that hands the connection over ends the attempt at once,
+	// as a failure.
 	Timeout time.Duration
 	// Lease is how long a claimed delivery is reserved for its worker;
 	// after a crash, deliveries are claimed again once their lease ends.
@@ -152,15 +159,27 @@ type Config struct {
 	// the store, so work added by another process or a lease that expired
 	// is noticed. Default 1 s.
 	PollInterval time.Duration
-	// Clock tells the time; default the system clock. Tests inject a fake.
+	// Clock tells the time; default the system clock. Tests inject a fake
+	// (convoytest.NewClock).
 	Clock Clock
 
+	// Retention, when positive, deletes events (with their deliveries and
+	// attempts) once they are older than this, in the background, in
+	// short batches that never hold up Sends for long; events with a
+	// delivery still in progress are kept until it ends. Default 0: keep
+	// everything (call DeleteEventsBefore yourself).
+	Retention time.Duration
+	// StatsWindow is the span of the recent activity that Stats reports
+	// per endpoint (attempts, failures, success rate). Default 5 min.
+	StatsWindow time.Duration
+
 	// OnAttempt, when set, is called after every recorded attempt (and
-	// after a delivery is Discarded or abandoned without one).
+	// after a delivery is Discarded or Abandoned without one).
 	//
-	// Hooks run one at a time, in order, on a goroutine of their own, never
-	// on a worker: a slow hook delays only later hook calls, and once 4096
-	// calls are waiting further ones are dropped and logged rather than
+	// Hooks run on goroutines of their own, never on a worker, one call at
+	// a time per hook and in order: a slow hook delays only later calls of
+	// the same hook. Once 4096 attempt events are waiting, further ones are
+	// dropped and logged (and counted in Stats.HooksDropped) rather than
 	// stalling deliveries. A panicking hook is recovered and logged. Close
 	// waits for queued calls until its context ends. While the dispatcher
 	// is not started, hooks run on the caller's goroutine.
@@ -168,7 +187,9 @@ type Config struct {
 	// OnEndpointStatus, when set, is called after every endpoint status
 	// change, with the reason: retries exhausted, 410 Gone, recovered,
 	// re-sent, or set by hand. This is where to tell the app's
-	// SupportEmail that its endpoint died. It runs like OnAttempt.
+	// SupportEmail that its endpoint died. It runs like OnAttempt but on a
+	// queue of its own that never drops an event, so a flood of attempt
+	// events cannot crowd a status change out.
 	OnEndpointStatus func(EndpointStatusEvent)
 }
 
@@ -186,6 +207,7 @@ const (
 	DefaultMaxResponseBytes = 50 << 10
 	DefaultMaxPayloadBytes  = 1 << 20
 	DefaultPollInterval     = time.Second
+	DefaultStatsWindow      = 5 * time.Minute
 	responseDrainBytes      = 64 << 10
 )
 
@@ -238,6 +260,9 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = systemClock{}
 	}
+	if c.StatsWindow <= 0 {
+		c.StatsWindow = DefaultStatsWindow
+	}
 	return c
 }
 
@@ -247,6 +272,9 @@ func (c Config) validate() error {
 	}
 	if c.Lease <= c.Timeout {
 		return invalid(ErrInvalidConfig, "Config.Lease", "must exceed Config.Timeout")
+	}
+	if c.Retention < 0 {
+		return invalid(ErrInvalidConfig, "Config.Retention", "negative")
 	}
 	if p, ok := c.Retry.(RetryPolicy); ok {
 		if err := p.Validate(); err != nil {
@@ -295,6 +323,8 @@ type Dispatcher struct {
 	hooks    *hookRunner   // set while running
 	counts   counters
 	cache    settingsCache
+	recent   *activity     // attempts per endpoint over StatsWindow
+	storeBad recordFailing // records failing: claiming paused
 }
 
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
@@ -315,6 +345,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		closing:  make(chan struct{}),
 		inFlight: make(map[string]int),
 	}
+	d.recent = newActivity(cfg.StatsWindow)
 	d.client = d.newHTTPClient()
 	return d, nil
 }

@@ -138,11 +138,17 @@ func (d *Dispatcher) GetDelivery(ctx context.Context, id string) (*Delivery, err
 	return d.store.GetDelivery(ctx, id)
 }
 
-// ListDeliveries returns one page of deliveries matching q (by event, or by
-// endpoint and optionally status) and the cursor of the next page.
+// ListDeliveries returns one page of the deliveries q selects (by event,
+// endpoint or app, optionally by status), newest first, and the cursor of
+// the next page ("" at the end).
 func (d *Dispatcher) ListDeliveries(ctx context.Context, q DeliveryQuery, page Page) ([]*Delivery, string, error) {
-	if q.EventID == "" && q.EndpointID == "" {
-		return nil, "", invalid(ErrInvalid, "DeliveryQuery", "set EventID or EndpointID")
+	if q.EventID == "" && q.EndpointID == "" && q.AppID == "" {
+		return nil, "", invalid(ErrInvalid, "DeliveryQuery", "set EventID, EndpointID or AppID")
+	}
+	if q.AppID != "" {
+		if err := ValidateID("AppID", q.AppID); err != nil {
+			return nil, "", err
+		}
 	}
 	if q.EventID != "" {
 		if err := ValidateID("EventID", q.EventID); err != nil {

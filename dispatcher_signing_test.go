@@ -75,6 +75,87 @@ func TestSecretRotation(t *testing.T) {
 	require.NoError(t, verify(fresh, req))
 }
 
+// TestConvoySimpleRotationKeepsTheOldSecret: the Convoy simple header has
+// room for one signature, so during a rotation it is made with the oldest
+// live secret: a receiver that knows only the old secret keeps verifying
+// until that secret expires, and from then on only the new one verifies.
+// It holds for an app's secrets and for an endpoint's own.
+func TestConvoySimpleRotationKeepsTheOldSecret(t *testing.T) {
+	simple := convoy.Signing{Scheme: convoy.SchemeConvoySimple, Hash: convoy.SHA512}
+	for _, own := range []bool{false, true} {
+		name := "app secrets"
+		if own {
+			name = "endpoint secrets"
+		}
+		t.Run(name, func(t *testing.T) {
+			b := setup(t, memory.New(), nil)
+			ctx := context.Background()
+			rc := testutil.NewReceiver(t, nil)
+			ep := b.endpoint(t, rc.URL, func(e *convoy.Endpoint) {
+				e.Signing = simple
+				if own {
+					e.Secrets = []convoy.Secret{{Value: "hand-set-secret-0123456789"}}
+				}
+			})
+			old := b.app.Secrets[0].Value
+			if own {
+				old = ep.Secrets[0].Value
+			}
+			verify := func(req testutil.Request, secrets ...convoy.SecretValue) error {
+				v := &convoy.Verifier{Signing: simple, Secrets: secrets, Now: b.clock.Now}
+				return v.Verify(req.Header, req.Body)
+			}
+			// next sends an event and returns its request once its
+			// delivery is recorded, so moving the clock afterwards cannot
+			// expire its lease and have it sent again.
+			next := func() testutil.Request {
+				dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
+				b.waitStatus(t, dl.ID, convoy.DeliverySuccess)
+				for {
+					select {
+					case req := <-rc.Requests:
+						if req.Header.Get(convoy.HeaderDeliveryID) == dl.ID {
+							return req
+						}
+					case <-time.After(10 * time.Second):
+						t.Fatal("no request")
+					}
+				}
+			}
+
+			var fresh convoy.SecretValue
+			if own {
+				e, err := b.d.RotateEndpointSecret(ctx, ep.ID, "", 24*time.Hour)
+				require.NoError(t, err)
+				require.Len(t, e.Secrets, 2)
+				fresh = e.Secrets[1].Value
+			} else {
+				app, err := b.d.RotateAppSecret(ctx, b.app.ID, "", 24*time.Hour)
+				require.NoError(t, err)
+				require.Len(t, app.Secrets, 2)
+				fresh = app.Secrets[1].Value
+			}
+			require.NotEqual(t, string(old), string(fresh))
+
+			// Right after the rotation and until just before expiry, the
+			// receiver that knows only the old secret verifies.
+			for _, wait := range []time.Duration{0, 12 * time.Hour, 12*time.Hour - time.Second} {
+				b.clock.Advance(wait)
+				req := next()
+				require.NoError(t, verify(req, old), "after %s", wait)
+				require.NoError(t, verify(req, fresh, old))
+				require.ErrorIs(t, verify(req, fresh), convoy.ErrSignatureMismatch)
+			}
+
+			// Once the old secret expires, the new one signs.
+			b.clock.Advance(time.Second)
+			req := next()
+			require.NoError(t, verify(req, fresh))
+			require.ErrorIs(t, verify(req, old), convoy.ErrSignatureMismatch)
+		})
+	}
+}
+
 func TestSecretsNeverPrinted(t *testing.T) {
 	b := setup(t, memory.New(), nil)
 	secret := string(b.app.Secrets[0].Value)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,9 +120,9 @@ func (b *bundle) endpoint(t *testing.T, url string, tweak func(*convoy.Endpoint)
 
 func (b *bundle) send(t *testing.T, typ string, data string) *convoy.Event {
 	t.Helper()
-	ev, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: typ, Data: json.RawMessage(data)})
+	res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: typ, Data: json.RawMessage(data)})
 	require.NoError(t, err)
-	return ev
+	return res.Event
 }
 
 // waitStatus polls until the delivery reaches status.
@@ -144,10 +145,13 @@ func (b *bundle) deliveries(t *testing.T, eventID string) []*convoy.Delivery {
 	return ds
 }
 
+// attempts returns a delivery's attempts, oldest first (ListAttempts
+// lists newest first).
 func (b *bundle) attempts(t *testing.T, deliveryID string) []*convoy.Attempt {
 	t.Helper()
 	as, _, err := b.d.ListAttempts(context.Background(), deliveryID, convoy.Page{})
 	require.NoError(t, err)
+	slices.Reverse(as)
 	return as
 }
 
@@ -163,8 +167,9 @@ func TestSendReachesEveryEndpointSignedWithHeaders(t *testing.T) {
 			ep1 := b.endpoint(t, r1.URL+"/hooks", func(e *convoy.Endpoint) { e.Headers = map[string]string{"X-Tenant": "acme"} })
 			b.endpoint(t, r2.URL, nil)
 			data := `{"invoice": 42,  "total": "9.99"}`
-			ev, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "invoice.paid", Data: json.RawMessage(data), IdempotencyKey: "inv-42"})
+			res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "invoice.paid", Data: json.RawMessage(data), IdempotencyKey: "inv-42"})
 			require.NoError(t, err)
+			ev := res.Event
 
 			verifier := &convoy.Verifier{Secrets: []convoy.SecretValue{b.app.Secrets[0].Value}, Now: b.clock.Now}
 			for _, rc := range []*testutil.Receiver{r1, r2} {
@@ -388,12 +393,18 @@ func TestIdempotencyKeySendsOnce(t *testing.T) {
 			rc := testutil.NewReceiver(t, nil)
 			b.endpoint(t, rc.URL, nil)
 			ctx := context.Background()
-			first, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`1`), IdempotencyKey: "k"})
+			res1, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`1`), IdempotencyKey: "k"})
 			require.NoError(t, err)
-			again, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`2`), IdempotencyKey: "k"})
+			require.False(t, res1.Duplicate)
+			require.Len(t, res1.Deliveries, 1)
+			res2, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`2`), IdempotencyKey: "k"})
 			require.NoError(t, err)
+			require.True(t, res2.Duplicate, "the repeat is reported as ignored")
+			first, again := res1.Event, res2.Event
 			require.Equal(t, first.ID, again.ID)
 			require.Equal(t, `1`, string(again.Data))
+			require.Len(t, res2.Deliveries, 1)
+			require.Equal(t, res1.Deliveries[0].ID, res2.Deliveries[0].ID, "the repeat returns the first event's deliveries")
 			b.waitStatus(t, b.deliveries(t, first.ID)[0].ID, convoy.DeliverySuccess)
 			require.Equal(t, 1, rc.Count())
 		})
@@ -657,9 +668,9 @@ func TestAbandonedDispatcherWorkIsTakenOver(t *testing.T) {
 	require.NoError(t, err)
 	var ids []string
 	for i := range 6 {
-		ev, err := d1.Send(ctx, app.ID, convoy.Event{Type: "x", Data: json.RawMessage(strconv.Itoa(i))})
+		res, err := d1.Send(ctx, app.ID, convoy.Event{Type: "x", Data: json.RawMessage(strconv.Itoa(i))})
 		require.NoError(t, err)
-		ids = append(ids, ev.ID)
+		ids = append(ids, res.Event.ID)
 	}
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 4 }, 10*time.Second, 5*time.Millisecond, "four deliveries in flight")
 
@@ -722,8 +733,9 @@ func TestDeliveryClaimedTooOftenEndsInFailure(t *testing.T) {
 	ctx := context.Background()
 	ep, err := b.d.AddEndpoint(ctx, b.app.ID, convoy.Endpoint{URL: "http://127.0.0.1:1/"})
 	require.NoError(t, err)
-	ev := b.send(t, "x", `{}`)
-	dl := b.deliveries(t, ev.ID)[0]
+	res, err := sendOn(b, ctx, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	dl := res.Deliveries[0]
 	now := b.clock.Now()
 	for i := range 3 {
 		ds, err := st.Claim(ctx, convoy.ClaimRequest{Now: now.Add(time.Duration(i) * time.Hour), Limit: 10, Owner: "crashy", Lease: time.Minute})
@@ -731,7 +743,9 @@ func TestDeliveryClaimedTooOftenEndsInFailure(t *testing.T) {
 		require.Len(t, ds, 1)
 	}
 	b.clock.Advance(3 * time.Hour)
-	d2, err := convoy.New(convoy.Config{Store: st, Clock: b.clock, AllowNetworks: loopback, Logger: testutil.Logger(t), MaxClaims: 2})
+	events := make(chan convoy.AttemptEvent, 4)
+	d2, err := convoy.New(convoy.Config{Store: st, Clock: b.clock, AllowNetworks: loopback, Logger: testutil.Logger(t), MaxClaims: 2,
+		OnAttempt: func(e convoy.AttemptEvent) { events <- e }})
 	require.NoError(t, err)
 	require.NoError(t, d2.Start(ctx))
 	defer func() { require.NoError(t, d2.Close(ctx)) }()
@@ -744,6 +758,20 @@ func TestDeliveryClaimedTooOftenEndsInFailure(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0, got.Attempts, "no request was made")
 	_ = ep
+	// It is told apart from a receiver's failure: OnAttempt says so, and
+	// Stats counts it.
+	select {
+	case e := <-events:
+		require.True(t, e.Abandoned)
+		require.Nil(t, e.Attempt)
+		require.Equal(t, convoy.DeliveryFailure, e.Delivery.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnAttempt was not called for the abandoned delivery")
+	}
+	s, err := d2.Stats(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, s.Abandoned)
+	require.EqualValues(t, 0, s.Failures, "no receiver failed")
 }
 
 func TestConfigValidation(t *testing.T) {

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/convoykit/convoy/internal/ssrf"
 )
 
 // EndpointStatus is the state of an endpoint, one of the seed's three.
@@ -53,11 +54,14 @@ type Endpoint struct {
 	// Status is active, inactive or pending; empty means active on create.
 	Status EndpointStatus
 	// EventTypes filters what the endpoint receives: empty or "*" means
-	// every event type, otherwise only the types listed.
+	// every event type, otherwise only the types listed; an entry ending
+	// in ".*" takes every type under that prefix ("order.*" takes
+	// "order.paid" and "order.refund.created").
 	EventTypes []string
 	// Headers are sent with every request to the endpoint. They cannot
 	// replace the headers convoy sets itself (signature, IDs, Content-Type,
-	// User-Agent).
+	// User-Agent) or HTTP's own (see IsReservedHeader); names are compared
+	// case-insensitively, with - and _ alike.
 	Headers map[string]string
 	// Secrets, when set, sign requests to this endpoint instead of the app's.
 	Secrets []Secret
@@ -104,32 +108,6 @@ const (
 	maxHeaderValueLen = 4096
 	maxEventTypes     = 256
 )
-
-// reservedHeaders are set by the dispatcher and cannot be overridden by an
-// endpoint's own headers (compared in canonical form).
-var reservedHeaders = []string{
-	"Content-Type", "Content-Length", "User-Agent", "Host", "Connection",
-	"Transfer-Encoding", "Te", "Trailer", "Upgrade", "Keep-Alive",
-	"Proxy-Authorization", "Proxy-Connection", "Idempotency-Key",
-}
-
-// reservedHeaderPrefixes are header name prefixes the dispatcher owns.
-var reservedHeaderPrefixes = []string{"X-Convoy-", "Webhook-"}
-
-// IsReservedHeader reports whether name is a header the dispatcher sets
-// itself, which an endpoint's Headers may not override.
-func IsReservedHeader(name string) bool {
-	c := http.CanonicalHeaderKey(name)
-	if slices.Contains(reservedHeaders, c) {
-		return true
-	}
-	for _, p := range reservedHeaderPrefixes {
-		if strings.HasPrefix(c, p) {
-			return true
-		}
-	}
-	return false
-}
 
 // Validate reports whether e is well formed: IDs, URL shape (http or https,
 // a host, no credentials, at most MaxURLLen bytes), status, event-type
@@ -187,7 +165,10 @@ func (e *Endpoint) Validate() error {
 
 // ParseEndpointURL parses raw as an endpoint URL: absolute, http or https
 // (https only when httpsOnly), with a host, without user info or fragment,
-// at most MaxURLLen bytes. Errors wrap ErrInvalidURL.
+// at most MaxURLLen bytes. The host must be an IP literal or a name that a
+// browser's URL parser maps to a valid host (IDNA UTS #46, as the WHATWG
+// URL Standard does): international names such as bücher.example pass.
+// Errors wrap ErrInvalidURL.
 func ParseEndpointURL(raw string, httpsOnly bool) (*url.URL, error) {
 	if raw == "" {
 		return nil, invalid(ErrInvalidURL, "URL", "empty")
@@ -222,53 +203,13 @@ func ParseEndpointURL(raw string, httpsOnly bool) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, invalid(ErrInvalidURL, "URL", "no host")
 	}
+	if _, err := ssrf.ASCIIHost(u.Hostname()); err != nil {
+		return nil, invalid(ErrInvalidURL, "URL", err.Error())
+	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return nil, invalid(ErrInvalidURL, "URL", "fragment not allowed")
 	}
 	return u, nil
-}
-
-func validateHeaders(h map[string]string) error {
-	if len(h) > maxHeaders {
-		return invalid(ErrInvalidHeader, "endpoint.Headers", "too many")
-	}
-	for k, v := range h {
-		if k == "" || len(k) > maxHeaderNameLen || !validHeaderName(k) {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", "bad name")
-		}
-		if len(v) > maxHeaderValueLen || !validHeaderValue(v) {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", "bad value for "+k)
-		}
-		if IsReservedHeader(k) {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", k+" is set by convoy")
-		}
-	}
-	return nil
-}
-
-// validHeaderName reports whether s is an RFC 7230 token.
-func validHeaderName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue refuses control characters (CR and LF above all).
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // Accepts reports whether the endpoint's event-type filter lets eventType
@@ -369,10 +310,10 @@ func (d *Dispatcher) checkSignatureHeader(ctx context.Context, e *Endpoint) erro
 			}
 		}
 	}
-	name := http.CanonicalHeaderKey(s.withDefaults().Header)
+	name := s.withDefaults().Header
 	for k := range e.Headers {
-		if http.CanonicalHeaderKey(k) == name {
-			return invalid(ErrInvalidHeader, "endpoint.Headers", k+" is the signature header")
+		if sameHeader(k, name) {
+			return &HeaderError{Field: "endpoint.Headers", Name: k, Reason: "the signature header"}
 		}
 	}
 	return nil
@@ -570,7 +511,8 @@ func (d *Dispatcher) statusChanged(ctx context.Context, e *Endpoint, from Endpoi
 // RotateEndpointSecret gives an endpoint its own new secret (generated
 // when secret is empty), keeping its current own secrets signing for
 // keepOld more. An endpoint with its own secrets signs with them instead of
-// its app's.
+// its app's. As with RotateAppSecret, Convoy simple keeps signing with the
+// oldest live secret until it expires, then with the new one.
 func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret SecretValue, keepOld time.Duration) (*Endpoint, error) {
 	if err := ValidateID("endpointID", id); err != nil {
 		return nil, err

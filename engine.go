@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,20 @@ func (d *Dispatcher) run(runCtx, workCtx context.Context) {
 	defer close(d.done)
 	hooks := d.startHooks()
 	defer hooks.close(workCtx.Done())
+	if w, ok := d.store.(Waker); ok {
+		// Work made due by other processes on a shared store.
+		unsubscribe := w.SubscribeWake(d.notify)
+		defer unsubscribe()
+	}
+	if d.cfg.Retention > 0 {
+		var retained sync.WaitGroup
+		retained.Add(1)
+		go func() {
+			defer retained.Done()
+			d.retain(runCtx)
+		}()
+		defer retained.Wait()
+	}
 
 	jobs := make(chan *Delivery)
 	rec := &recorder{d: d, hooks: hooks, slots: make(chan struct{}, d.cfg.Workers)}
@@ -72,6 +87,14 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
 	defer coalesce.Stop()
 	var coalesceUntil time.Time
 	for ctx.Err() == nil {
+		if d.storeBad.active() {
+			// Results cannot be stored: every new claim would send a
+			// request whose record is lost, and the restart that follows
+			// would send it again. Claim nothing until a record lands
+			// (which wakes us) or a poll interval passes.
+			d.sleepRecordsFailing(ctx)
+			continue
+		}
 		free, inFlight := d.capacity()
 		// While most workers are busy, let a few more finish so that one
 		// claim (one store transaction) serves several of them; wait at
@@ -169,6 +192,17 @@ func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool, since time.Ti
 	}
 }
 
+// sleepRecordsFailing waits for a wake-up or a poll interval.
+func (d *Dispatcher) sleepRecordsFailing(ctx context.Context) {
+	t := d.clock.NewTimer(d.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-d.wake:
+	case <-t.C():
+	}
+}
+
 func (d *Dispatcher) capacity() (free int, inFlight map[string]int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -223,7 +257,7 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, dl *Delivery) {
 	case dl.Claims > d.cfg.MaxClaims:
 		t.Status = DeliveryFailure
 		t.EndpointStatus = d.failurePolicy(false, now)
-		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: delivery claimed too often without an attempt; giving up",
+		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: delivery claimed too often without an attempt (its processes kept crashing); abandoned in Failure",
 			slog.String("delivery_id", dl.ID), slog.Int("claims", dl.Claims))
 	case ep.Status == EndpointInactive:
 		t.Status = DeliveryDiscarded
@@ -242,8 +276,20 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, dl *Delivery) {
 		now = d.clock.Now()
 		t.Now, t.Attempt = now, a
 		d.decide(&t, dl, ep, out, now)
+		d.recent.add(dl.EndpointID, now, !a.Success())
 	}
 	rec.record(ctx, dl, ep, t)
+}
+
+// stored returns what Record stores of an attempt: all of it but the
+// request body, which is the event's data (ListAttempts fills it back).
+func stored(t Transition) Transition {
+	if t.Attempt != nil && t.Attempt.RequestBody != nil {
+		a := *t.Attempt
+		a.RequestBody = nil
+		t.Attempt = &a
+	}
+	return t
 }
 
 // decide fills in the delivery's next state and the endpoint rule after an
@@ -352,9 +398,16 @@ func (d *Dispatcher) load(ctx context.Context, dl *Delivery) (*Endpoint, *App, *
 // delivery is attempted again (at least once, never lost).
 func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
 	wait := 10 * time.Millisecond
+	st := stored(t)
+	failed := false
+	defer func() {
+		if failed {
+			d.storeBad.done(ctx, d.log)
+		}
+	}()
 	for {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		res, err := d.store.Record(rctx, t)
+		res, err := d.store.Record(rctx, st)
 		cancel()
 		if err == nil {
 			// The delivery's next due time changed (a retry, or nothing):
@@ -368,8 +421,13 @@ func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery
 				slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
 			return
 		}
-		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: recording attempt failed, will retry",
-			slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+		if errors.Is(err, ErrInvalid) { // retrying cannot help
+			d.log.LogAttrs(ctx, slog.LevelError, "convoy: result refused by the store; its lease will expire",
+				slog.String("delivery_id", dl.ID), slog.String("error", err.Error()))
+			return
+		}
+		d.storeBad.fail(ctx, d.log, d.clock.Now(), err, !failed)
+		failed = true
 		if !sleepCtx(ctx, wait) {
 			return
 		}
@@ -416,7 +474,11 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 			d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: attempt failed", attrs...)
 		}
 	}
-	hooks.attempt(AttemptEvent{Delivery: next, Attempt: t.Attempt})
+	abandoned := t.Attempt == nil && t.Status == DeliveryFailure
+	if abandoned {
+		d.counts.abandoned.Add(1)
+	}
+	hooks.attempt(AttemptEvent{Delivery: next, Attempt: t.Attempt, Abandoned: abandoned})
 	if res.EndpointBefore != res.EndpointAfter {
 		d.cache.forgetEndpoint(ep.ID)
 		reason := ReasonRecovered
@@ -450,5 +512,93 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// recordFailing tracks the records the store is refusing (a full disk, a
+// database down): while any record is being retried after a failure, the
+// scheduler claims nothing, and the condition is logged once per
+// recordFailLogEvery.
+type recordFailing struct {
+	mu      sync.Mutex
+	retries int       // records being retried after a failure
+	since   time.Time // when retries became positive
+	logged  time.Time // real time of the last log line
+	errors  int64
+	lastErr string
+	flag    atomic.Bool // retries > 0
+}
+
+// recordFailLogEvery is how often a lasting record failure is logged.
+const recordFailLogEvery = 30 * time.Second
+
+// fail notes a failed record call; first is true on the first failure of
+// this record, which then counts until done is called.
+func (r *recordFailing) fail(ctx context.Context, log *slog.Logger, now time.Time, err error, first bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errors++
+	r.lastErr = err.Error()
+	if first {
+		if r.retries == 0 {
+			r.since = now
+		}
+		r.retries++
+		r.flag.Store(true)
+	}
+	if time.Since(r.logged) >= recordFailLogEvery {
+		r.logged = time.Now()
+		log.LogAttrs(ctx, slog.LevelError, "convoy: attempt results cannot be stored; claiming paused until they can",
+			slog.String("error", r.lastErr), slog.Int64("record_errors", r.errors),
+			slog.Time("failing_since", r.since))
+	}
+}
+
+// done ends the count of a record that had failed, however it ended.
+func (r *recordFailing) done(ctx context.Context, log *slog.Logger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retries--; r.retries > 0 {
+		return
+	}
+	r.retries = 0
+	r.flag.Store(false)
+	log.LogAttrs(ctx, slog.LevelInfo, "convoy: attempt results are stored again; claiming resumed",
+		slog.Time("failing_since", r.since))
+}
+
+func (r *recordFailing) active() bool { return r.flag.Load() }
+
+func (r *recordFailing) snapshot() (failing bool, since time.Time, errors int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retries == 0 {
+		return false, time.Time{}, r.errors
+	}
+	return true, r.since, r.errors
+}
+
+// retain deletes events older than Config.Retention, at start and then
+// every tenth of it (at least a second, at most an hour), until ctx ends.
+func (d *Dispatcher) retain(ctx context.Context) {
+	every := min(max(d.cfg.Retention/10, time.Second), time.Hour)
+	for {
+		cutoff := d.clock.Now().Add(-d.cfg.Retention)
+		n, err := d.DeleteEventsBefore(ctx, cutoff)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: retention failed, will retry",
+				slog.String("error", err.Error()), slog.Int("deleted", n))
+		case n > 0:
+			d.log.LogAttrs(ctx, slog.LevelInfo, "convoy: retention deleted old events",
+				slog.Int("deleted", n), slog.Time("cutoff", cutoff))
+		}
+		t := d.clock.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
 	}
 }

@@ -23,8 +23,9 @@ var (
 	// ErrInvalidID reports an empty or malformed ID.
 	ErrInvalidID = fmt.Errorf("%w: malformed ID", ErrInvalid)
 	// ErrInvalidURL reports an endpoint URL that is not an absolute http(s)
-	// URL with a host, carries credentials, is too long, or names a blocked
-	// literal address.
+	// URL with a valid host (an IP literal, or a name IDNA maps to one),
+	// carries credentials, is too long, or names a blocked literal address
+	// or local name in any spelling.
 	ErrInvalidURL = fmt.Errorf("%w: bad endpoint URL", ErrInvalid)
 	// ErrInvalidStatus reports an endpoint or delivery status outside the
 	// defined set, or a transition the status does not allow.
@@ -37,7 +38,9 @@ var (
 	// ErrPayloadTooLarge reports event data over Config.MaxPayloadBytes.
 	ErrPayloadTooLarge = fmt.Errorf("%w: payload too large", ErrInvalid)
 	// ErrInvalidHeader reports a custom endpoint header that is malformed,
-	// too long, or would override a header the dispatcher sets itself.
+	// too long, or would override a header the dispatcher or HTTP sets
+	// itself, and a signature header that could not carry the signature.
+	// Most such errors are a *HeaderError.
 	ErrInvalidHeader = fmt.Errorf("%w: bad header", ErrInvalid)
 	// ErrTooLong reports a name, description, email or idempotency key over
 	// its length limit.
@@ -105,3 +108,26 @@ func (e *validationError) Unwrap() error { return e.err }
 func invalid(sentinel error, field, msg string) error {
 	return &validationError{field: field, msg: msg, err: sentinel}
 }
+
+// HeaderError reports a header name refused by validation: a custom
+// endpoint header (Endpoint.Headers) or a signature header
+// (Signing.Header). It wraps ErrInvalidHeader, and so ErrInvalid. It never
+// carries a header's value, which may be a credential.
+type HeaderError struct {
+	// Field is where the header was given: "endpoint.Headers" or
+	// "signing.Header".
+	Field string
+	// Name is the header name as given.
+	Name string
+	// Reason says why it was refused, e.g. "set by convoy or HTTP itself".
+	Reason string
+}
+
+// Error returns "convoy: invalid input: bad header (<Field>: "<Name>":
+// <Reason>)".
+func (e *HeaderError) Error() string {
+	return fmt.Sprintf("%v (%s: %q: %s)", ErrInvalidHeader, e.Field, e.Name, e.Reason)
+}
+
+// Unwrap returns ErrInvalidHeader.
+func (e *HeaderError) Unwrap() error { return ErrInvalidHeader }

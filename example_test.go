@@ -87,7 +87,7 @@ func ExampleDispatcher_Send() {
 	app, _ := d.CreateApp(ctx, convoy.App{Name: "Acme"})
 	_, _ = d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: receiver.URL})
 
-	ev, err := d.Send(ctx, app.ID, convoy.Event{
+	res, err := d.Send(ctx, app.ID, convoy.Event{
 		Type:           "invoice.paid",
 		Data:           json.RawMessage(`{"invoice":"in_42","amount":1999}`),
 		IdempotencyKey: "invoice-in_42-paid",
@@ -96,16 +96,15 @@ func ExampleDispatcher_Send() {
 		fmt.Println(err)
 		return
 	}
-	_, deliveries, _ := d.GetEvent(ctx, ev.ID)
-	fmt.Println("status:", waitFinal(d, deliveries[0].ID).Status)
+	fmt.Println("status:", waitFinal(d, res.Deliveries[0].ID).Status)
 
 	// The same idempotency key returns the first event and sends nothing.
 	again, _ := d.Send(ctx, app.ID, convoy.Event{Type: "invoice.paid", Data: json.RawMessage(`{}`), IdempotencyKey: "invoice-in_42-paid"})
-	fmt.Println("same event:", again.ID == ev.ID)
+	fmt.Println("same event:", again.Event.ID == res.Event.ID, "duplicate:", again.Duplicate)
 	// Output:
 	// received invoice.paid {"invoice":"in_42","amount":1999}
 	// status: Success
-	// same event: true
+	// same event: true duplicate: true
 }
 
 func ExampleDispatcher_ResendEndpoint() {
@@ -120,10 +119,9 @@ func ExampleDispatcher_ResendEndpoint() {
 	ep, _ := d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: receiver.URL, Status: convoy.EndpointInactive})
 	var ids []string
 	for range 3 {
-		ev, _ := d.Send(ctx, app.ID, convoy.Event{Type: "ping", Data: json.RawMessage(`{}`)})
-		_, ds, _ := d.GetEvent(ctx, ev.ID)
-		fmt.Println(ds[0].Status)
-		ids = append(ids, ds[0].ID)
+		res, _ := d.Send(ctx, app.ID, convoy.Event{Type: "ping", Data: json.RawMessage(`{}`)})
+		fmt.Println(res.Deliveries[0].Status)
+		ids = append(ids, res.Deliveries[0].ID)
 	}
 
 	// Once the endpoint is back: re-activate it and re-send what it missed.

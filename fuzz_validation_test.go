@@ -12,7 +12,7 @@ import (
 // absolute http(s) URL with a host and no credentials, within the length
 // limit.
 func FuzzParseEndpointURL(f *testing.F) {
-	for _, s := range []string{"https://example.com/hooks", "http://user:pw@example.com/", "http://[::1]:80/", "ftp://x", "http://0x7f.1/", ""} {
+	for _, s := range []string{"https://example.com/hooks", "http://user:pw@example.com/", "http://[::1]:80/", "ftp://x", "http://0x7f.1/", "", "http://①②⑦.⓪.⓪.①/", "https://bücher.example/", "http://xn--zz-.example/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -13,8 +13,15 @@ import (
 type AttemptEvent struct {
 	// Delivery is the delivery in its new state.
 	Delivery Delivery
-	// Attempt is the attempt made, nil when none was.
+	// Attempt is the attempt made, nil when none was: the delivery was
+	// Discarded (its endpoint is inactive) or Abandoned.
 	Attempt *Attempt
+	// Abandoned reports a delivery ended in Failure without a request of
+	// this dispatcher's: it had been claimed Config.MaxClaims times without
+	// an attempt being recorded, which happens when the processes that
+	// claimed it kept crashing (or being killed) mid-attempt. A receiver's
+	// failure always comes with an Attempt.
+	Abandoned bool
 }
 
 // StatusReason says why an endpoint's status changed.
@@ -49,19 +56,25 @@ type EndpointStatusEvent struct {
 	At time.Time
 }
 
-// hookQueue bounds the events waiting for slow hooks; past it, events are
-// dropped (and logged) rather than stalling deliveries.
+// hookQueue bounds the attempt events waiting for a slow OnAttempt; past
+// it, attempt events are dropped (and logged) rather than stalling
+// deliveries. Endpoint status events have a queue of their own that never
+// drops: they are rare, and they are what tells support an endpoint died.
 const hookQueue = 4096
 
-// hookRunner calls the user's hooks on its own goroutine, so a slow hook
-// cannot stall workers and a panicking one cannot crash the dispatcher.
+// hookRunner calls the user's hooks on goroutines of its own, so a slow
+// hook cannot stall workers and a panicking one cannot crash the
+// dispatcher. OnAttempt and OnEndpointStatus run on separate goroutines,
+// so a backlog of attempt events never delays a status change.
 type hookRunner struct {
 	d  *Dispatcher
-	ch chan func()
+	ch chan func() // attempt events; nil when not running
 	wg sync.WaitGroup
 
-	mu     sync.Mutex // guards closed and sends on ch
-	closed bool
+	mu      sync.Mutex // guards closed, sends on ch and status
+	closed  bool
+	status  []func()      // status events waiting, never dropped
+	pending chan struct{} // capacity 1: status has entries
 }
 
 func (d *Dispatcher) startHooks() *hookRunner {
@@ -70,12 +83,17 @@ func (d *Dispatcher) startHooks() *hookRunner {
 		return h
 	}
 	h.ch = make(chan func(), hookQueue)
-	h.wg.Add(1)
+	h.pending = make(chan struct{}, 1)
+	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()
 		for f := range h.ch {
 			h.call(f)
 		}
+	}()
+	go func() {
+		defer h.wg.Done()
+		h.runStatus()
 	}()
 	d.mu.Lock()
 	d.hooks = h
@@ -83,7 +101,29 @@ func (d *Dispatcher) startHooks() *hookRunner {
 	return h
 }
 
-// close lets queued hooks run, then stops the goroutine. If abort closes
+// runStatus calls the queued status hooks until the runner is closed and
+// the queue is empty.
+func (h *hookRunner) runStatus() {
+	for {
+		h.mu.Lock()
+		fs := h.status
+		h.status = nil
+		closed := h.closed
+		h.mu.Unlock()
+		for _, f := range fs {
+			h.call(f)
+		}
+		if len(fs) > 0 {
+			continue
+		}
+		if closed {
+			return
+		}
+		<-h.pending
+	}
+}
+
+// close lets queued hooks run, then stops the goroutines. If abort closes
 // first (Close's context ended), it returns without waiting: a hook that
 // never returns keeps its goroutine, but never holds up Close.
 func (h *hookRunner) close(abort <-chan struct{}) {
@@ -95,6 +135,7 @@ func (h *hookRunner) close(abort <-chan struct{}) {
 	h.mu.Lock()
 	if h.ch != nil && !h.closed {
 		close(h.ch)
+		h.kick()
 	}
 	h.closed = true
 	h.mu.Unlock()
@@ -109,6 +150,14 @@ func (h *hookRunner) close(abort <-chan struct{}) {
 	}
 }
 
+// kick wakes runStatus; h.mu is held.
+func (h *hookRunner) kick() {
+	select {
+	case h.pending <- struct{}{}:
+	default:
+	}
+}
+
 func (h *hookRunner) call(f func()) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -119,6 +168,7 @@ func (h *hookRunner) call(f func()) {
 	f()
 }
 
+// enqueue queues an attempt event, dropping it when the queue is full.
 func (h *hookRunner) enqueue(f func()) {
 	h.mu.Lock()
 	if h.ch == nil || h.closed { // not running (or just stopped): call in place
@@ -131,8 +181,22 @@ func (h *hookRunner) enqueue(f func()) {
 		h.mu.Unlock()
 	default:
 		h.mu.Unlock()
-		h.d.log.LogAttrs(context.Background(), slog.LevelWarn, "convoy: hook queue full, event dropped")
+		h.d.counts.hooksDropped.Add(1)
+		h.d.log.LogAttrs(context.Background(), slog.LevelWarn, "convoy: OnAttempt queue full, attempt event dropped")
 	}
+}
+
+// enqueueStatus queues a status event; it is never dropped.
+func (h *hookRunner) enqueueStatus(f func()) {
+	h.mu.Lock()
+	if h.ch == nil || h.closed {
+		h.mu.Unlock()
+		h.call(f)
+		return
+	}
+	h.status = append(h.status, f)
+	h.kick()
+	h.mu.Unlock()
 }
 
 func (h *hookRunner) attempt(e AttemptEvent) {
@@ -143,7 +207,7 @@ func (h *hookRunner) attempt(e AttemptEvent) {
 
 func (h *hookRunner) endpoint(e EndpointStatusEvent) {
 	if fn := h.d.cfg.OnEndpointStatus; fn != nil {
-		h.enqueue(func() { fn(e) })
+		h.enqueueStatus(func() { fn(e) })
 	}
 }
 

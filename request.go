@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/convoykit/convoy/internal/ssrf"
 )
 
 // Headers the dispatcher sets on every request.
@@ -78,15 +80,29 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 		return a, out
 	}
 	a.StatusCode = resp.StatusCode
-	a.ResponseHeaders = resp.Header.Clone()
-	body, truncated, rerr := readBounded(resp.Body, d.cfg.MaxResponseBytes)
-	resp.Body.Close()
-	a.Duration = time.Since(began)
 	a.RemoteIP = hostOnly(remote)
+	if refusal := refuseResponse(resp); refusal != "" {
+		// The body is not read: after a protocol switch it is the raw
+		// connection, outside the attempt's deadline.
+		resp.Body.Close()
+		a.Duration = time.Since(began)
+		if headerSize(resp.Header) <= maxResponseHeaderBytes {
+			a.ResponseHeaders = resp.Header.Clone()
+		}
+		a.Error = refusal
+		return a, out
+	}
+	a.ResponseHeaders = resp.Header.Clone()
+	body, truncated, rerr := d.readBody(ctx, resp.Body)
+	a.Duration = time.Since(began)
 	a.ResponseBody, a.ResponseTruncated = body, truncated
 	switch {
 	case rerr != nil:
 		out.shutdown = parent.Err() != nil
+		if ctx.Err() != nil {
+			// The deadline closed the body under the read.
+			rerr = ctx.Err()
+		}
 		a.Error = "convoy: reading response: " + describeTransportError(rerr, d.cfg.Timeout)
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
@@ -105,8 +121,14 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 
 // requestHeaders builds the headers of one attempt, signature included.
 func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Event, number int, now time.Time) (http.Header, error) {
+	secrets, signing := signingFor(app, ep, now)
 	h := make(http.Header, 10+len(ep.Headers))
 	for k, v := range ep.Headers {
+		// Validation refuses these; a store may still hold them from
+		// before it did.
+		if IsReservedHeader(k) || sameHeader(k, signing.Header) {
+			continue
+		}
 		h.Set(k, v)
 	}
 	h.Set("Content-Type", "application/json")
@@ -118,7 +140,6 @@ func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Ev
 	if ev.IdempotencyKey != "" {
 		h.Set(HeaderIdempotencyKey, ev.IdempotencyKey)
 	}
-	secrets, signing := signingFor(app, ep, now)
 	if len(secrets) == 0 {
 		return h, errors.New("convoy: no live secret to sign with")
 	}
@@ -146,6 +167,67 @@ func signingFor(app *App, ep *Endpoint, now time.Time) ([]SecretValue, Signing) 
 		s = ep.Signing
 	}
 	return secrets, s.withDefaults()
+}
+
+// maxResponseHeaderBytes bounds the response header of an attempt, as the
+// guarded transport does, whatever client sent the request.
+const maxResponseHeaderBytes = ssrf.DefaultMaxResponseHeaderBytes
+
+// refuseResponse returns why resp ends the attempt without its body being
+// read, or "" when the body may be read:
+//
+//   - a 1xx status: net/http returns 101 Switching Protocols as final (and
+//     a user-supplied transport may return any 1xx); a webhook is not a
+//     protocol upgrade, and an interim answer is no answer;
+//   - a body that is also an io.Writer: the transport handed the
+//     connection over, and reading it is bounded by nothing;
+//   - a header over maxResponseHeaderBytes, which only a user-supplied
+//     transport lets through.
+func refuseResponse(resp *http.Response) string {
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusSwitchingProtocols:
+		return fmt.Sprintf("convoy: status %d: protocol switch refused", code)
+	case code >= 100 && code < 200:
+		return fmt.Sprintf("convoy: status %d: interim response without a final one", code)
+	}
+	if _, ok := resp.Body.(io.Writer); ok {
+		return fmt.Sprintf("convoy: status %d: connection handed over, refused", code)
+	}
+	if headerSize(resp.Header) > maxResponseHeaderBytes {
+		return fmt.Sprintf("convoy: status %d: response header larger than %d bytes", code, maxResponseHeaderBytes)
+	}
+	return ""
+}
+
+// headerSize is the size of h on the wire in HTTP/1.1, near enough:
+// "Name: value\r\n" per value.
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// readBody reads a response body with readBounded and closes it. The
+// attempt's deadline closes the body under the read, so a receiver that
+// trickles bytes, or a user-supplied transport that ignores the request's
+// context, cannot hold the worker past Timeout.
+func (d *Dispatcher) readBody(ctx context.Context, body io.ReadCloser) ([]byte, bool, error) {
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		body.Close()
+	})
+	b, truncated, err := readBounded(body, d.cfg.MaxResponseBytes)
+	if !stop() {
+		<-closed // the deadline closed it; wait for Close to return
+	}
+	body.Close()
+	return b, truncated, err
 }
 
 // readBounded reads up to keep bytes, then drains at most

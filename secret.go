@@ -34,7 +34,9 @@ func (SecretValue) LogValue() slog.Value { return slog.StringValue(redacted) }
 
 // Secret is one signing secret of an app or endpoint. During rotation an
 // app holds several: each one whose ExpiresAt is zero or still ahead is live
-// and signs every request, so receivers can switch at their own pace.
+// and signs every request, so receivers can switch at their own pace
+// (Convoy simple, with room for one signature, signs with the oldest live
+// one).
 type Secret struct {
 	// Value is the secret. Generated secrets use the Standard Webhooks form
 	// "whsec_" + base64 of 32 random bytes, which every scheme accepts.

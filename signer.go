@@ -27,7 +27,9 @@ const (
 	// secret. It is the default.
 	SchemeConvoyAdvanced Scheme = "convoy-advanced"
 	// SchemeConvoySimple sends "X-Convoy-Signature: <sig>" where sig is the
-	// HMAC of the body with the newest live secret.
+	// HMAC of the body with the oldest live secret: during a rotation the
+	// old secret keeps signing until it expires, then the new one takes
+	// over.
 	SchemeConvoySimple Scheme = "convoy-simple"
 	// SchemeStandardWebhooks follows the Standard Webhooks specification
 	// (webhook-id, webhook-timestamp, webhook-signature), as Svix does.
@@ -77,7 +79,12 @@ type Signing struct {
 	// Encoding is hex or base64 for the Convoy schemes; empty means hex.
 	Encoding Encoding
 	// Header names the signature header of the Convoy schemes; empty means
-	// X-Convoy-Signature.
+	// X-Convoy-Signature. It must be an RFC 7230 token without _ (which
+	// nginx and Apache drop by default), and neither a header convoy or
+	// HTTP sets itself (IsReservedHeader) nor one that HTTP or
+	// intermediaries read or rewrite (Cookie, Expect, Content-*, Via,
+	// Forwarded, X-Forwarded-*): the request would go out unsigned, or
+	// with the signature in another header's place.
 	Header string
 }
 
@@ -110,7 +117,9 @@ type SignerFunc func(in SignInput) (http.Header, error)
 // Sign calls f(in).
 func (f SignerFunc) Sign(in SignInput) (http.Header, error) { return f(in) }
 
-// Validate reports whether s names a known scheme, hash and encoding.
+// Validate reports whether s names a known scheme, hash and encoding, and
+// a signature header that can carry the signature (see Header). A bad
+// header is a *HeaderError wrapping ErrInvalidHeader.
 func (s Signing) Validate() error {
 	switch s.Scheme {
 	case "", SchemeConvoyAdvanced, SchemeConvoySimple, SchemeStandardWebhooks:
@@ -127,8 +136,10 @@ func (s Signing) Validate() error {
 	default:
 		return invalid(ErrInvalid, "signing.Encoding", string(s.Encoding))
 	}
-	if s.Header != "" && (!validHeaderName(s.Header) || len(s.Header) > maxHeaderNameLen) {
-		return invalid(ErrInvalidHeader, "signing.Header", s.Header)
+	if s.Header != "" {
+		if reason := checkSignatureHeaderName(s.Header); reason != "" {
+			return &HeaderError{Field: "signing.Header", Name: s.Header, Reason: reason}
+		}
 	}
 	return nil
 }
@@ -221,7 +232,9 @@ func hashFunc(h Hash) (func() hash.Hash, error) {
 // (Convoy advanced, SHA256, hex, header X-Convoy-Signature):
 //
 //   - SchemeConvoySimple: "X-Convoy-Signature: <sig>", sig being the hex or
-//     base64 HMAC of in.Body with in.Secrets[0], the newest secret.
+//     base64 HMAC of in.Body with the last of in.Secrets, the oldest live
+//     secret (the header has room for one signature, and the old secret
+//     is the one receivers are promised keeps working during a rotation).
 //   - SchemeConvoyAdvanced: "X-Convoy-Signature: t=<unix>,v1=<sig>,...",
 //     each sig the HMAC of "<unix>,<body>", one v1 per secret of in.Secrets,
 //     in that order.
@@ -263,7 +276,10 @@ func (defaultSigner) Sign(in SignInput) (http.Header, error) {
 		if err != nil {
 			return nil, err
 		}
-		key, err := convoyKey(0, in.Secrets[0])
+		// One signature fits: the oldest live secret's, so that receivers
+		// keep verifying with the old secret for the whole overlap.
+		last := len(in.Secrets) - 1
+		key, err := convoyKey(last, in.Secrets[last])
 		if err != nil {
 			return nil, err
 		}

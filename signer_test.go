@@ -234,8 +234,9 @@ func TestSignDefaults(t *testing.T) {
 	require.Len(t, custom.Get("X-Acme-Signature"), 64)
 }
 
-// TestSignRoundTrip signs with every scheme, hash and encoding and
-// verifies with a Verifier configured the same way.
+// TestSignRoundTrip signs with every scheme, hash and encoding during a
+// rotation and verifies with a Verifier configured the same way that holds
+// only the old secret, which every scheme signs with.
 func TestSignRoundTrip(t *testing.T) {
 	t.Parallel()
 	var cases []Signing
@@ -261,7 +262,7 @@ func TestSignRoundTrip(t *testing.T) {
 				}
 				h := mustSign(t, in)
 				require.Equal(t, body, in.Body, "Sign must not change the body")
-				v := &Verifier{Signing: s, Secrets: []SecretValue{testSecretNew}, Now: func() time.Time { return testTime }}
+				v := &Verifier{Signing: s, Secrets: []SecretValue{testSecretOld}, Now: func() time.Time { return testTime }}
 				require.NoError(t, v.Verify(h, body))
 			}
 		})
@@ -293,14 +294,16 @@ func TestSignRotation(t *testing.T) {
 			live := liveSecrets(appSecrets, during)
 			require.Equal(t, []SecretValue{testSecretNew, testSecretOld}, live)
 			h := mustSign(t, SignInput{Signing: Signing{Scheme: scheme}, Secrets: live, MessageID: "msg_rot", Body: body, Time: during})
-			require.NoError(t, verify(h, during, testSecretNew))
-			require.NoError(t, verify(h, during, testSecretOther, testSecretNew))
+			require.NoError(t, verify(h, during, testSecretOld), "the old secret keeps working until it expires")
+			require.NoError(t, verify(h, during, testSecretOther, testSecretOld))
 			if scheme == SchemeConvoySimple {
-				// The simple scheme carries one signature, by the newest
-				// secret: receivers must accept both while rotating.
-				require.ErrorIs(t, verify(h, during, testSecretOld), ErrSignatureMismatch)
+				// The simple scheme carries one signature, by the oldest
+				// live secret: a receiver that already switched fails
+				// until the old secret expires, unless it accepts both.
+				require.ErrorIs(t, verify(h, during, testSecretNew), ErrSignatureMismatch)
+				require.NoError(t, verify(h, during, testSecretNew, testSecretOld))
 			} else {
-				require.NoError(t, verify(h, during, testSecretOld))
+				require.NoError(t, verify(h, during, testSecretNew))
 			}
 
 			// After ExpiresAt the old secret no longer signs.

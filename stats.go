@@ -1,9 +1,12 @@
 package convoy
 
 import (
+	"cmp"
 	"context"
 	"expvar"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,12 +54,61 @@ type Stats struct {
 	// Start, and those that failed.
 	Attempts int64 `json:"attempts"`
 	Failures int64 `json:"failures"`
+	// Abandoned counts deliveries this dispatcher ended in Failure without
+	// an attempt because they had been claimed Config.MaxClaims times
+	// without one: their processes kept crashing mid-attempt. A
+	// receiver's failures count in Failures instead.
+	Abandoned int64 `json:"abandoned"`
+
+	// Window is the span of the Recent figures (Config.StatsWindow).
+	Window time.Duration `json:"window_ns"`
+	// RecentAttempts and RecentFailures count this dispatcher's attempts
+	// within Window, and those that failed.
+	RecentAttempts int64 `json:"recent_attempts"`
+	RecentFailures int64 `json:"recent_failures"`
+	// Recent lists the endpoints this dispatcher attempted within Window,
+	// those with the most failures first (then the most attempts), at
+	// most MaxRecentEndpoints of them. Several processes on one store
+	// each see their own share: sum them, or read Endpoint.Health, which
+	// the store keeps for all of them.
+	Recent []EndpointActivity `json:"recent,omitempty"`
+
+	// RecordsFailing reports that the store is refusing attempt records
+	// (a full disk, a database down) since RecordsFailingSince: claiming
+	// is paused until a record lands again, so that the requests already
+	// made are not sent again after a restart. RecordErrors counts the
+	// failed record calls since Start.
+	RecordsFailing      bool      `json:"records_failing"`
+	RecordsFailingSince time.Time `json:"records_failing_since,omitzero"`
+	RecordErrors        int64     `json:"record_errors"`
+	// HooksDropped counts OnAttempt events dropped because the hook fell
+	// 4096 events behind. Endpoint status events are never dropped.
+	HooksDropped int64 `json:"hooks_dropped"`
 }
+
+// EndpointActivity is how the attempts of this dispatcher to one endpoint
+// went within the recent window.
+type EndpointActivity struct {
+	// EndpointID names the endpoint; empty for a total.
+	EndpointID string `json:"endpoint_id"`
+	// Attempts counts the attempts made within the window.
+	Attempts int64 `json:"attempts"`
+	// Failures counts those that failed.
+	Failures int64 `json:"failures"`
+	// SuccessRate is (Attempts - Failures) / Attempts, and 0 when there
+	// was no attempt.
+	SuccessRate float64 `json:"success_rate"`
+}
+
+// MaxRecentEndpoints bounds Stats.Recent.
+const MaxRecentEndpoints = 50
 
 // counters are the dispatcher's own running totals.
 type counters struct {
-	attempts atomic.Int64
-	failures atomic.Int64
+	attempts     atomic.Int64
+	failures     atomic.Int64
+	abandoned    atomic.Int64
+	hooksDropped atomic.Int64
 }
 
 // Stats returns a snapshot of deliveries and endpoints by status, due work,
@@ -76,7 +128,14 @@ func (d *Dispatcher) Stats(ctx context.Context) (Stats, error) {
 		RetriesScheduled: ss.Deliveries[DeliveryRetry],
 		Attempts:         d.counts.attempts.Load(),
 		Failures:         d.counts.failures.Load(),
+		Abandoned:        d.counts.abandoned.Load(),
+		HooksDropped:     d.counts.hooksDropped.Load(),
+		Window:           d.cfg.StatsWindow,
 	}
+	s.RecordsFailing, s.RecordsFailingSince, s.RecordErrors = d.storeBad.snapshot()
+	var total EndpointActivity
+	total, s.Recent = d.recent.snapshot(now, MaxRecentEndpoints)
+	s.RecentAttempts, s.RecentFailures = total.Attempts, total.Failures
 	if !ss.OldestDue.IsZero() && ss.OldestDue.Before(now) {
 		s.OldestDueAge = now.Sub(ss.OldestDue)
 	}
@@ -84,6 +143,121 @@ func (d *Dispatcher) Stats(ctx context.Context) (Stats, error) {
 	s.InFlight = d.busy
 	d.mu.Unlock()
 	return s, nil
+}
+
+// EndpointActivity returns how this dispatcher's attempts to the endpoint
+// went within Config.StatsWindow. It reads memory only.
+func (d *Dispatcher) EndpointActivity(endpointID string) EndpointActivity {
+	return d.recent.endpoint(endpointID, d.clock.Now())
+}
+
+// activitySlots is how many slots the stats window is cut into: figures
+// are exact to within one slot (a tenth of the window).
+const activitySlots = 10
+
+// activity counts attempts per endpoint in a sliding window of
+// activitySlots slots.
+type activity struct {
+	slot time.Duration
+	mu   sync.Mutex
+	eps  map[string]*ring
+}
+
+type ring struct {
+	slot     [activitySlots]int64 // slot number each entry counts
+	attempts [activitySlots]int64
+	failures [activitySlots]int64
+}
+
+func newActivity(window time.Duration) *activity {
+	return &activity{slot: max(window/activitySlots, time.Millisecond), eps: make(map[string]*ring)}
+}
+
+func (a *activity) slotOf(t time.Time) int64 { return t.UnixNano() / int64(a.slot) }
+
+func (a *activity) add(endpointID string, now time.Time, failed bool) {
+	n := a.slotOf(now)
+	i := int(((n % activitySlots) + activitySlots) % activitySlots)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.eps[endpointID]
+	if r == nil {
+		r = &ring{}
+		a.eps[endpointID] = r
+	}
+	if r.slot[i] != n {
+		r.slot[i], r.attempts[i], r.failures[i] = n, 0, 0
+	}
+	r.attempts[i]++
+	if failed {
+		r.failures[i]++
+	}
+}
+
+// sum returns r's counts within the window ending in slot n.
+func (r *ring) sum(n int64) (attempts, failures int64) {
+	for i := range activitySlots {
+		if s := r.slot[i]; s > n-activitySlots && s <= n {
+			attempts += r.attempts[i]
+			failures += r.failures[i]
+		}
+	}
+	return attempts, failures
+}
+
+func activityOf(id string, attempts, failures int64) EndpointActivity {
+	e := EndpointActivity{EndpointID: id, Attempts: attempts, Failures: failures}
+	if attempts > 0 {
+		e.SuccessRate = float64(attempts-failures) / float64(attempts)
+	}
+	return e
+}
+
+func (a *activity) endpoint(id string, now time.Time) EndpointActivity {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.eps[id]
+	if r == nil {
+		return EndpointActivity{EndpointID: id}
+	}
+	at, f := r.sum(a.slotOf(now))
+	return activityOf(id, at, f)
+}
+
+// snapshot returns the totals and up to limit endpoints, most failures
+// first, dropping endpoints with nothing left in the window.
+func (a *activity) snapshot(now time.Time, limit int) (EndpointActivity, []EndpointActivity) {
+	n := a.slotOf(now)
+	a.mu.Lock()
+	var total EndpointActivity
+	list := make([]EndpointActivity, 0, len(a.eps))
+	for id, r := range a.eps {
+		at, f := r.sum(n)
+		if at == 0 {
+			delete(a.eps, id) // nothing in the window: forget it
+			continue
+		}
+		total.Attempts += at
+		total.Failures += f
+		list = append(list, activityOf(id, at, f))
+	}
+	a.mu.Unlock()
+	slices.SortFunc(list, func(x, y EndpointActivity) int {
+		if c := cmp.Compare(y.Failures, x.Failures); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(y.Attempts, x.Attempts); c != 0 {
+			return c
+		}
+		return strings.Compare(x.EndpointID, y.EndpointID)
+	})
+	if len(list) > limit {
+		list = list[:limit]
+	}
+	if len(list) == 0 {
+		list = nil
+	}
+	return activityOf("", total.Attempts, total.Failures), list
 }
 
 var expvarMu sync.Mutex

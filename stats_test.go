@@ -130,3 +130,58 @@ func TestPublishExpvar(t *testing.T) {
 	require.Equal(t, 1, got.Endpoints[convoy.EndpointActive])
 	require.Equal(t, int64(1), got.Attempts)
 }
+
+// TestRecentActivityPerEndpoint: Stats reports the recent window per
+// endpoint, failing endpoints first, and forgets what left the window.
+func TestRecentActivityPerEndpoint(t *testing.T) {
+	ok := testutil.NewReceiver(t, nil)
+	bad := testutil.NewReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(convoy.HeaderAttempt) == "1" {
+			w.WriteHeader(500)
+		}
+	})
+	b := setup(t, memoryStore(), func(c *convoy.Config) {
+		c.StatsWindow = 10 * time.Minute
+		c.Retry = convoy.LinearRetry(time.Second, 1)
+	})
+	ctx := context.Background()
+	good := b.endpoint(t, ok.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"good"} })
+	flaky := b.endpoint(t, bad.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"flaky"} })
+	var ids []string
+	for range 3 {
+		ids = append(ids, b.deliveries(t, b.send(t, "good", `{}`).ID)[0].ID)
+		ids = append(ids, b.deliveries(t, b.send(t, "flaky", `{}`).ID)[0].ID)
+	}
+	require.Eventually(t, func() bool {
+		final, retry := true, false
+		for _, id := range ids {
+			dl, err := b.d.GetDelivery(ctx, id)
+			require.NoError(t, err)
+			final = final && dl.Status.Final()
+			retry = retry || dl.Status == convoy.DeliveryRetry
+		}
+		if retry {
+			b.clock.Advance(time.Second) // retries of the flaky ones come due
+		}
+		return final
+	}, 10*time.Second, 10*time.Millisecond)
+
+	s, err := b.d.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 10*time.Minute, s.Window)
+	require.EqualValues(t, 9, s.RecentAttempts, "3 good, 3 flaky failed once and then succeeded")
+	require.EqualValues(t, 3, s.RecentFailures)
+	require.Len(t, s.Recent, 2)
+	require.Equal(t, flaky.ID, s.Recent[0].EndpointID, "the failing endpoint comes first")
+	require.EqualValues(t, 6, s.Recent[0].Attempts)
+	require.EqualValues(t, 3, s.Recent[0].Failures)
+	require.InDelta(t, 0.5, s.Recent[0].SuccessRate, 1e-9)
+	require.Equal(t, convoy.EndpointActivity{EndpointID: good.ID, Attempts: 3, SuccessRate: 1}, b.d.EndpointActivity(good.ID))
+
+	b.clock.Advance(11 * time.Minute) // all of it leaves the window
+	s, err = b.d.Stats(ctx)
+	require.NoError(t, err)
+	require.Zero(t, s.RecentAttempts)
+	require.Empty(t, s.Recent)
+	require.Equal(t, convoy.EndpointActivity{EndpointID: good.ID}, b.d.EndpointActivity(good.ID))
+}

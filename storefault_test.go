@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -109,16 +110,16 @@ func (s *faultyStore) count(method string) int {
 
 func injectErr(method string) error { return fmt.Errorf("%s: %w", method, errInjected) }
 
-func (s *faultyStore) InsertEvent(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, bool, error) {
+func (s *faultyStore) InsertEvent(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery) (convoy.InsertResult, error) {
 	before, after := s.roll("InsertEvent")
 	if before {
-		return nil, false, injectErr("InsertEvent")
+		return convoy.InsertResult{}, injectErr("InsertEvent")
 	}
-	stored, inserted, err := s.Store.InsertEvent(ctx, ev, ds)
+	res, err := s.Store.InsertEvent(ctx, ev, ds)
 	if after && err == nil {
-		return nil, false, injectErr("InsertEvent")
+		return convoy.InsertResult{}, injectErr("InsertEvent")
 	}
-	return stored, inserted, err
+	return res, err
 }
 
 func (s *faultyStore) ListEndpoints(ctx context.Context, appID string, p convoy.Page) ([]*convoy.Endpoint, string, error) {
@@ -307,7 +308,7 @@ func TestStoreFaultsLoseNothing(t *testing.T) {
 								continue
 							}
 							ackMu.Lock()
-							acked = append(acked, ev.ID)
+							acked = append(acked, ev.Event.ID)
 							ackMu.Unlock()
 						}
 					}()
@@ -369,7 +370,7 @@ func TestStoreFaultsLoseNothing(t *testing.T) {
 			require.Positive(t, refused.Load(), "some Sends failed")
 			for _, msg := range []string{
 				"convoy: claim failed, will retry",
-				"convoy: recording attempt failed, will retry",
+				"convoy: attempt results cannot be stored; claiming paused until they can",
 				"convoy: release failed; the lease will expire",
 			} {
 				require.Positive(t, logs.count(msg), "never logged %q", msg)
@@ -431,9 +432,9 @@ func (e *sfEnv) asleep(t *testing.T) {
 func (e *sfEnv) send(t *testing.T, d *convoy.Dispatcher) *convoy.Delivery {
 	t.Helper()
 	ctx := context.Background()
-	ev, err := d.Send(ctx, e.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+	sent, err := d.Send(ctx, e.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
 	require.NoError(t, err)
-	ds, _, err := e.st.ListDeliveries(ctx, convoy.DeliveryQuery{EventID: ev.ID}, convoy.Page{})
+	ds, _, err := e.st.ListDeliveries(ctx, convoy.DeliveryQuery{EventID: sent.Event.ID}, convoy.Page{})
 	require.NoError(t, err)
 	require.Len(t, ds, 1)
 	return ds[0]
@@ -462,6 +463,7 @@ func (e *sfEnv) final(t *testing.T, id string, step time.Duration) (*convoy.Deli
 	}, 10*time.Second, 5*time.Millisecond, "delivery never final")
 	as, _, err := e.st.ListAttempts(context.Background(), id, convoy.Page{})
 	require.NoError(t, err)
+	slices.Reverse(as) // oldest first
 	return dl, as
 }
 
@@ -488,7 +490,11 @@ func TestStoreFaultRecovery(t *testing.T) {
 		require.Equal(t, convoy.DeliverySuccess, got.Status)
 		require.Len(t, as, 1)
 		require.Equal(t, 1, e.rc.Count())
-		require.Equal(t, 5, e.logs.count("convoy: recording attempt failed, will retry"))
+		s, err := e.d.Stats(context.Background())
+		require.NoError(t, err)
+		require.EqualValues(t, 5, s.RecordErrors)
+		require.False(t, s.RecordsFailing, "it landed")
+		require.Equal(t, 1, e.logs.count("convoy: attempt results cannot be stored; claiming paused until they can"), "logged once, not per failure")
 	})
 	t.Run("a record that never lands: the lease expires and the delivery is attempted again", func(t *testing.T) {
 		t.Parallel()

@@ -97,8 +97,18 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 				}, convoy.ErrUnknownScheme},
 				{"app malformed ID", func() error { _, err := b.d.CreateApp(ctx, convoy.App{ID: "x", Name: "a"}); return err }, convoy.ErrInvalidID},
 				{"app duplicate ID", func() error { _, err := b.d.CreateApp(ctx, convoy.App{ID: b.app.ID, Name: "a"}); return err }, convoy.ErrDuplicate},
-				{"update unknown app", func() error { _, err := b.d.UpdateApp(ctx, convoy.App{ID: convoy.NewID(), Name: "a"}); return err }, convoy.ErrNotFound},
-				{"update app empty name", func() error { _, err := b.d.UpdateApp(ctx, convoy.App{ID: b.app.ID}); return err }, convoy.ErrInvalid},
+				{"update unknown app", func() error {
+					_, err := b.d.UpdateApp(ctx, convoy.NewID(), convoy.AppUpdate{Name: convoy.Ptr("a")})
+					return err
+				}, convoy.ErrNotFound},
+				{"update app empty name", func() error {
+					_, err := b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Name: convoy.Ptr("")})
+					return err
+				}, convoy.ErrInvalid},
+				{"update app to no secret", func() error {
+					_, err := b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Secrets: &[]convoy.Secret{}})
+					return err
+				}, convoy.ErrInvalidSecret},
 				{"rotate to a short secret", func() error { _, err := b.d.RotateAppSecret(ctx, b.app.ID, "tiny", time.Hour); return err }, convoy.ErrInvalidSecret},
 				{"delete unknown app", func() error { return b.d.DeleteApp(ctx, convoy.NewID()) }, convoy.ErrNotFound},
 				{"delete app malformed ID", func() error { return b.d.DeleteApp(ctx, "../etc") }, convoy.ErrInvalidID},
@@ -127,19 +137,15 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 					return err
 				}, convoy.ErrNotFound},
 				{"update endpoint to custom signature header", func() error {
-					e := *ep
-					e.Headers = map[string]string{"x-acme-signature": "forged"}
-					_, err := b.d.UpdateEndpoint(ctx, e)
+					_, err := b.d.UpdateEndpoint(ctx, ep.ID, convoy.EndpointUpdate{Headers: &map[string]string{"x-acme-signature": "forged"}})
 					return err
 				}, convoy.ErrInvalidHeader},
 				{"update endpoint to blocked URL", func() error {
-					e := *ep
-					e.URL = "http://[::ffff:127.0.0.2]/"
-					_, err := b.d.UpdateEndpoint(ctx, e)
+					_, err := b.d.UpdateEndpoint(ctx, ep.ID, convoy.EndpointUpdate{URL: convoy.Ptr("http://[::ffff:127.0.0.2]/")})
 					return err
 				}, convoy.ErrBlockedAddress},
 				{"update unknown endpoint", func() error {
-					_, err := b.d.UpdateEndpoint(ctx, convoy.Endpoint{ID: convoy.NewID(), URL: "https://example.com/"})
+					_, err := b.d.UpdateEndpoint(ctx, convoy.NewID(), convoy.EndpointUpdate{URL: convoy.Ptr("https://example.com/")})
 					return err
 				}, convoy.ErrNotFound},
 				{"set status outside the three", func() error { _, err := b.d.SetEndpointStatus(ctx, ep.ID, "dead"); return err }, convoy.ErrInvalidStatus},

@@ -156,7 +156,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nattempt history of invoice.created #1:")
+	fmt.Fprintln(out, "\nattempt history of invoice.created #1, newest first:")
 	for _, a := range attempts {
 		errText := a.Error
 		if errText == "" {
@@ -183,7 +183,11 @@ func plural(n int, noun string) string {
 // send sends one event whose data carries n.
 func send(ctx context.Context, d *convoy.Dispatcher, appID, typ string, n int) (*convoy.Event, error) {
 	data, _ := json.Marshal(map[string]any{"invoice": n})
-	return d.Send(ctx, appID, convoy.Event{Type: typ, Data: data})
+	res, err := d.Send(ctx, appID, convoy.Event{Type: typ, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	return res.Event, nil
 }
 
 // waitDelivery waits until the event's one delivery reaches a final status

@@ -33,11 +33,11 @@ invoice.created  Success after 4 attempts in all
 invoice.paid     Success after 1 attempt in all
 invoice.refunded Success after 1 attempt in all
 
-attempt history of invoice.created #1:
-  attempt 1: HTTP 500, error: convoy: status 500
-  attempt 2: HTTP 500, error: convoy: status 500
-  attempt 3: HTTP 500, error: convoy: status 500
+attempt history of invoice.created #1, newest first:
   attempt 4: HTTP 204, error: none
+  attempt 3: HTTP 500, error: convoy: status 500
+  attempt 2: HTTP 500, error: convoy: status 500
+  attempt 1: HTTP 500, error: convoy: status 500
 endpoint is active; the receiver got 6 requests in all
 `
 

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -221,11 +222,11 @@ func secondProcess(ctx context.Context, out io.Writer, path, addr string, secret
 		return fmt.Errorf("waiting for the deliveries: %w", err)
 	}
 	for _, dl := range ds {
-		attempts, _, err := d.ListAttempts(ctx, dl.ID, convoy.Page{})
+		attempts, _, err := d.ListAttempts(ctx, dl.ID, convoy.Page{}) // newest first
 		if err != nil {
 			return err
 		}
-		last := attempts[len(attempts)-1]
+		last := attempts[0]
 		fmt.Fprintf(out, "  %-15s %s at attempt %d (HTTP %d); the %d before it found the receiver down\n",
 			dl.EventType, dl.Status, last.Number, last.StatusCode, len(attempts)-1)
 	}
@@ -267,6 +268,7 @@ func allDeliveries(ctx context.Context, d *convoy.Dispatcher, endpointID string)
 		}
 		all = append(all, ds...)
 		if next == "" {
+			slices.Reverse(all) // listed newest first
 			return all, nil
 		}
 		page.Cursor = next

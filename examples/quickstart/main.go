@@ -88,7 +88,7 @@ func run(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		events = append(events, ev)
+		events = append(events, ev.Event)
 	}
 
 	// 5. Wait for the deliveries to finish and show them.

@@ -31,9 +31,19 @@ func main() {
 
 	app, _ := d.CreateApp(ctx, convoy.App{Name: "Acme Corp"}) // secret generated
 	d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://acme.example/webhooks"})
-	ev, err := d.Send(ctx, app.ID, convoy.Event{
+	sent, err := d.Send(ctx, app.ID, convoy.Event{
 		Type: "invoice.paid",
 		Data: json.RawMessage(`{"invoice":"in_42","amount":1999}`),
 	}) // stored and returned at once; workers deliver, retry, record
-	log.Println(ev.ID, err)
+	log.Println(sent.Event.ID, len(sent.Deliveries), err)
+	changeSettings(ctx, d, sent.Deliveries[0].EndpointID)
+}
+
+// changeSettings is the README's "Changing settings" block.
+func changeSettings(ctx context.Context, d *convoy.Dispatcher, endpointID string) {
+	ep := &convoy.Endpoint{ID: endpointID}
+	d.UpdateEndpoint(ctx, ep.ID, convoy.EndpointUpdate{
+		URL:        convoy.Ptr("https://acme.example/v2/hooks"),
+		EventTypes: &[]string{"invoice.*"}, // "invoice.paid", "invoice.refund.created", …
+	})
 }

@@ -78,11 +78,11 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ds, err := waitDelivered(ctx, d, ev.ID)
+	ds, err := waitDelivered(ctx, d, ev.Event.ID)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nsent %s to the three endpoints; the receiver verified:\n", ev.Type)
+	fmt.Fprintf(out, "\nsent %s to the three endpoints; the receiver verified:\n", ev.Event.Type)
 	captured := map[string]received{} // path → the dispatcher's request
 	for _, r := range rc.seen() {
 		if r.Err != nil {

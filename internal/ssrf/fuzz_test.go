@@ -11,11 +11,18 @@ import (
 // FuzzCheckHost checks that CheckHost never panics, only ever refuses with
 // ErrBlocked, refuses every host that netip.ParseAddr reads as a blocked
 // address (bracketed or not), and refuses nothing when everything is
-// allowed. Seeds live in testdata/fuzz/FuzzCheckHost.
+// allowed. It also checks that ASCIIHost only ever fails with
+// ErrInvalidHost, returns a fixed point of itself, and that CheckHost
+// refuses every host whose ASCII form it refuses: no spelling of a blocked
+// host gets through. Seeds live in testdata/fuzz/FuzzCheckHost.
 func FuzzCheckHost(f *testing.F) {
 	f.Add("0x7f000001")
 	f.Add("[::1]")
 	f.Add("017700000001")
+	f.Add("①②⑦.⓪.⓪.①")
+	f.Add("ⓛⓞⓒⓐⓛⓗⓞⓢⓣ")
+	f.Add("lo\u200bcalhost")
+	f.Add("bücher.example")
 
 	def := New(nil)
 	all := New([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")})
@@ -37,5 +44,18 @@ func FuzzCheckHost(f *testing.F) {
 			}
 		}
 		require.NoError(t, all.CheckHost(host))
+
+		ascii, aerr := ASCIIHost(host)
+		if aerr != nil {
+			require.ErrorIs(t, aerr, ErrInvalidHost)
+			return
+		}
+		require.True(t, isASCII(ascii), "%q maps to %q", host, ascii)
+		again, aerr := ASCIIHost(ascii)
+		require.NoError(t, aerr, "%q maps to %q", host, ascii)
+		require.Equal(t, ascii, again, "%q", host)
+		if def.CheckHost(ascii) != nil {
+			require.ErrorIs(t, err, ErrBlocked, "%q maps to blocked %q", host, ascii)
+		}
 	})
 }

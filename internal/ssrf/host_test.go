@@ -2,6 +2,7 @@ package ssrf
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -93,4 +94,105 @@ func TestCheckHostLocalNamesFollowLoopback(t *testing.T) {
 	}
 	g := New(prefixes(t, "127.0.0.2/32", "10.0.0.0/8"))
 	require.ErrorIs(t, g.CheckHost("localhost"), ErrBlocked)
+}
+
+// TestCheckHostRefusesUnicodeSpellings: hosts that a browser's URL parser
+// (UTS #46 mapping) turns into a blocked literal or a local name are
+// refused as that address or name, naming the host as given.
+func TestCheckHostRefusesUnicodeSpellings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		host string
+		addr string // "" for a local name
+	}{
+		{"①②⑦.⓪.⓪.①", "127.0.0.1"},
+		{"①②⑦。⓪。⓪。①", "127.0.0.1"},
+		{"⑯⑨.②⑤④.⑯⑨.②⑤④", "169.254.169.254"},
+		{"①⓪.⓪.⓪.①", "10.0.0.1"},
+		{"⓪ⓧ⑦ⓕ.①", "127.0.0.1"},
+		{"127.0.0.\u200b1", "127.0.0.1"}, // zero-width space
+		{"127.0.0\u00ad.1", "127.0.0.1"}, // soft hyphen
+		{"127.0.0.1\ufe0f", "127.0.0.1"}, // variation selector
+		{"ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", ""},
+		{"lo\u200bcalhost", ""},
+		{"loc\u00adalhost", ""},
+		{"localhost\u3002", ""},
+		{"ⓐ.ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", ""},
+		{"ⅰp6-ⓛⓞⓞⓟⓑⓐⓒⓚ", ""},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			t.Parallel()
+			err := New(nil).CheckHost(tc.host)
+			require.ErrorIs(t, err, ErrBlocked)
+			var be *BlockedError
+			require.ErrorAs(t, err, &be)
+			require.Equal(t, tc.host, be.Host)
+			if tc.addr != "" {
+				require.Equal(t, netip.MustParseAddr(tc.addr), be.Addr)
+			} else {
+				require.False(t, be.Addr.IsValid())
+			}
+			// Allowing what it maps to lets it through.
+			allowed := New(prefixes(t, "0.0.0.0/0", "::1/128"))
+			require.NoError(t, allowed.CheckHost(tc.host))
+		})
+	}
+}
+
+func TestASCIIHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"example.com", "example.com"},
+		{"EXAMPLE.com.", "example.com."},
+		{"bücher.example", "xn--bcher-kva.example"},
+		{"BÜCHER.example", "xn--bcher-kva.example"},
+		{"xn--bcher-kva.example", "xn--bcher-kva.example"},
+		{"XN--BCHER-KVA.example", "xn--bcher-kva.example"},
+		{"faß.de", "xn--fa-hia.de"}, // non-transitional: ß stays
+		{"ｅｘａｍｐｌｅ.com", "example.com"},
+		{"exam\u00adple.com", "example.com"},
+		{"例え.テスト", "xn--r8jz45g.xn--zckzah"},
+		{"my_service.internal", "my_service.internal"},
+		{"r3---sn-apo3qvuoxuxbt-j5pe.googlevideo.com", "r3---sn-apo3qvuoxuxbt-j5pe.googlevideo.com"},
+		{"a-.example", "a-.example"},
+		{"①②⑦.⓪.⓪.①", "127.0.0.1"},
+		{"ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", "localhost"},
+		{"1572395042", "1572395042"},
+		{"0x7f.1", "0x7f.1"},
+		{"93.184.216.34", "93.184.216.34"},
+		{"::1", "::1"},
+		{"2606:4700::1", "2606:4700::1"},
+		{"fe80::1%eth0", "fe80::1%eth0"},
+		{strings.Repeat("a", 63) + ".example", strings.Repeat("a", 63) + ".example"},
+	} {
+		got, err := ASCIIHost(tc.in)
+		require.NoError(t, err, "%q", tc.in)
+		require.Equal(t, tc.want, got, "%q", tc.in)
+	}
+}
+
+func TestASCIIHostRefusesWhatIsNotAHost(t *testing.T) {
+	t.Parallel()
+	for _, host := range []string{
+		"",
+		"\u200b", "\u00ad", // nothing left once mapped
+		"a\u200cb.example",           // ZWNJ out of context (CheckJoiners)
+		"\u05d0a.example",            // right-to-left and left-to-right mixed (Bidi rule)
+		"\ufffd.example", "a\u2028b", // disallowed
+		"⒈⒉⒊⒋",                     // disallowed (maps to a dot)
+		"xn--u-ccb.example",        // punycode of an invalid label
+		"xn--a.example",            // undecodable punycode
+		"xn--zz-.example",          // punycode decoding to ASCII
+		"xn--.example", "a.xn--.b", // empty punycode
+		"ex ample.com", "a<b.example", "a%b.example", "a\tb", "a*b.example", "a!b.example",
+		"a..b", ".example", "example..", "..",
+		strings.Repeat("a", 64) + ".example",
+		strings.Repeat("abcdefghi.", 26) + "com",
+		"1.2.3.4.5", "256.0.0.1", "example.123", "example.0x7f", "09.0.0.1",
+		"::g", "[::1]", "1::2::3", "fe80::1%",
+	} {
+		_, err := ASCIIHost(host)
+		require.ErrorIs(t, err, ErrInvalidHost, "%q", host)
+		require.NotErrorIs(t, err, ErrBlocked, "%q", host)
+	}
 }

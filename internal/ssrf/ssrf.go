@@ -10,8 +10,10 @@
 //
 //   - [Guard.CheckHost] validates the host of a URL when it is saved: an IP
 //     literal in any spelling a resolver or libc accepts (2130706433,
-//     0x7f.1, 0177.0.0.1, [::ffff:127.0.0.1]) and local names such as
-//     localhost are refused; other DNS names pass and are checked at dial time.
+//     0x7f.1, 0177.0.0.1, [::ffff:127.0.0.1]) or that IDNA mapping turns
+//     into one (①②⑦.⓪.⓪.①), and local names such as localhost (or
+//     ⓛⓞⓒⓐⓛⓗⓞⓢⓣ) are refused; other DNS names pass and are checked at
+//     dial time. [ASCIIHost] tells whether a host is a valid host at all.
 //   - [Dialer.DialContext] resolves the host itself, drops every resolved
 //     address the guard refuses and connects only to the rest, so a DNS name
 //     pointing at a private address is refused without a packet being sent.

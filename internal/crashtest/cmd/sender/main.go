@@ -98,12 +98,12 @@ func run(dbPath, url string, drain bool, workers, senders int, interval time.Dur
 			defer tick.Stop()
 			for i := 0; ; i++ {
 				data, _ := json.Marshal(map[string]string{"sender": strconv.Itoa(g), "n": strconv.Itoa(i)})
-				ev, err := d.Send(ctx, appID, convoy.Event{Type: "crash.test", Data: data})
+				res, err := d.Send(ctx, appID, convoy.Event{Type: "crash.test", Data: data})
 				if err == nil {
 					// One write per line, no buffer: the line exists once
 					// Send returned, and only then.
 					out.Lock()
-					_, werr := os.Stdout.WriteString(ev.ID + "\n")
+					_, werr := os.Stdout.WriteString(res.Event.ID + "\n")
 					out.Unlock()
 					if werr != nil {
 						fmt.Fprintln(os.Stderr, "sender: stdout:", werr)

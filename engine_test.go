@@ -1,0 +1,331 @@
+package convoy_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/convoykit/convoy"
+	"github.com/convoykit/convoy/convoytest"
+	"github.com/convoykit/convoy/internal/testutil"
+	"github.com/convoykit/convoy/store/bolt"
+	"github.com/convoykit/convoy/store/memory"
+)
+
+// fullDisk fails every Record whose attempt is larger than limit bytes,
+// as a nearly full disk refuses large writes and takes small ones (the
+// claims).
+type fullDisk struct {
+	convoy.Store
+	limit  int
+	full   atomic.Bool
+	failed atomic.Int64
+}
+
+var errDiskFull = errors.New("no space left on device")
+
+func (s *fullDisk) Record(ctx context.Context, t convoy.Transition) (convoy.RecordResult, error) {
+	if s.full.Load() && t.Attempt != nil && len(t.Attempt.ResponseBody) > s.limit {
+		s.failed.Add(1)
+		return convoy.RecordResult{}, fmt.Errorf("write: %w", errDiskFull)
+	}
+	return s.Store.Record(ctx, t)
+}
+
+// TestRecordsFailingPauseClaims: while the store refuses attempt records,
+// the dispatcher stops claiming (each claim would be a request sent again
+// after a restart), says so in Stats, and resumes when records land.
+func TestRecordsFailingPauseClaims(t *testing.T) {
+	st := &fullDisk{Store: memory.New(), limit: 100}
+	st.full.Store(true)
+	big := strings.Repeat("x", 1000)
+	rc := testutil.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(big)) })
+	b := setup(t, st, func(c *convoy.Config) { c.Workers, c.PerEndpoint = 4, 4 })
+	b.endpoint(t, rc.URL, nil)
+	const n = 40
+	for range n {
+		b.send(t, "x", `{}`)
+	}
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		s, err := b.d.Stats(ctx)
+		require.NoError(t, err)
+		return s.RecordsFailing && s.RecordErrors > 0
+	}, 10*time.Second, 5*time.Millisecond)
+	// Claiming has stopped: at most one attempt per worker, and one per
+	// result slot, went out; wait for many failed record retries to be sure.
+	require.Eventually(t, func() bool { return st.failed.Load() > 20 }, 20*time.Second, 5*time.Millisecond)
+	require.LessOrEqual(t, rc.Count(), 2*4, "claims went on while records failed")
+	s, err := b.d.Stats(ctx)
+	require.NoError(t, err)
+	require.False(t, s.RecordsFailingSince.IsZero())
+
+	st.full.Store(false) // space freed
+	require.Eventually(t, func() bool {
+		s, err := b.d.Stats(ctx)
+		require.NoError(t, err)
+		return s.Deliveries[convoy.DeliverySuccess] == n && !s.RecordsFailing
+	}, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, n, rc.Count(), "every event sent exactly once")
+}
+
+// TestIdleDispatcherDoesNotWrite: a dispatcher with nothing to do polls
+// the store but never commits: the bolt file is byte for byte the same
+// after many poll intervals.
+func TestIdleDispatcherDoesNotWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idle.db")
+	st, err := bolt.Open(path, nil)
+	require.NoError(t, err)
+	clk := convoytest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	polls := &countingStore{Store: st}
+	d, err := convoy.New(convoy.Config{Store: polls, Clock: clk, Logger: testutil.Logger(t)})
+	require.NoError(t, err)
+	ctx := context.Background()
+	app, err := d.CreateApp(ctx, convoy.App{Name: "a"})
+	require.NoError(t, err)
+	_, err = d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://example.com/"})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(ctx))
+	defer func() {
+		require.NoError(t, d.Close(ctx))
+		require.NoError(t, st.Close())
+	}()
+	require.NoError(t, clk.WaitForTimers(ctx, 1))
+	before := fileSum(t, path)
+	for range 50 {
+		require.NoError(t, clk.WaitForTimers(ctx, 1))
+		clk.Advance(convoy.DefaultPollInterval)
+	}
+	require.Eventually(t, func() bool { return polls.claims.Load() >= 20 }, 10*time.Second, 5*time.Millisecond, "the scheduler polled")
+	require.Equal(t, before, fileSum(t, path), "an idle poll wrote to the file")
+}
+
+type countingStore struct {
+	convoy.Store
+	claims atomic.Int64
+}
+
+func (s *countingStore) Claim(ctx context.Context, r convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	s.claims.Add(1)
+	return s.Store.Claim(ctx, r)
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return sha256.Sum256(b)
+}
+
+// TestRetentionDeletesOldEventsInTheBackground: with Config.Retention set,
+// finished events older than it disappear; recent ones and those still in
+// progress stay.
+func TestRetentionDeletesOldEventsInTheBackground(t *testing.T) {
+	fail := testutil.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) })
+	ok := testutil.NewReceiver(t, nil)
+	b := setup(t, memoryStore(), func(c *convoy.Config) { c.Retention = 24 * time.Hour })
+	ctx := context.Background()
+	epOK := b.endpoint(t, ok.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"ok"} })
+	slow := convoy.LinearRetry(100*time.Hour, 3)
+	b.endpoint(t, fail.URL, func(e *convoy.Endpoint) { e.EventTypes, e.Retry = []string{"fail"}, &slow })
+	old := b.send(t, "ok", `{}`)
+	b.waitStatus(t, b.deliveries(t, old.ID)[0].ID, convoy.DeliverySuccess)
+	pending := b.send(t, "fail", `{}`) // next retry in 100 h
+	b.waitStatus(t, b.deliveries(t, pending.ID)[0].ID, convoy.DeliveryRetry)
+
+	b.clock.Advance(25 * time.Hour) // past retention
+	recent := b.send(t, "ok", `{}`)
+	b.waitStatus(t, b.deliveries(t, recent.ID)[0].ID, convoy.DeliverySuccess)
+	require.Eventually(t, func() bool {
+		b.clock.Advance(10 * time.Minute) // retention runs hourly
+		_, _, err := b.d.GetEvent(ctx, old.ID)
+		return errors.Is(err, convoy.ErrNotFound)
+	}, 10*time.Second, 10*time.Millisecond, "the old event was never deleted")
+	_, _, err := b.d.GetEvent(ctx, recent.ID)
+	require.NoError(t, err, "a recent event stays")
+	_, _, err = b.d.GetEvent(ctx, pending.ID)
+	require.NoError(t, err, "an old event still being retried stays")
+	_ = epOK
+}
+
+// TestAttemptsDoNotStoreTheBodyTwice: the store keeps the event's data
+// once; attempts read through the dispatcher show the body sent.
+func TestAttemptsDoNotStoreTheBodyTwice(t *testing.T) {
+	rc := testutil.NewReceiver(t, nil)
+	st := memory.New()
+	b := setup(t, st, nil)
+	ctx := context.Background()
+	b.endpoint(t, rc.URL, nil)
+	data := `{"invoice":"in_1","lines":[1,2,3]}`
+	ev := b.send(t, "x", data)
+	dl := b.waitStatus(t, b.deliveries(t, ev.ID)[0].ID, convoy.DeliverySuccess)
+
+	raw, _, err := st.ListAttempts(ctx, dl.ID, convoy.Page{})
+	require.NoError(t, err)
+	require.Len(t, raw, 1)
+	require.Nil(t, raw[0].RequestBody, "the store holds no copy of the body per attempt")
+
+	as, _, err := b.d.ListAttempts(ctx, dl.ID, convoy.Page{})
+	require.NoError(t, err)
+	require.Equal(t, data, string(as[0].RequestBody))
+	last, err := b.d.LastAttempt(ctx, dl.ID)
+	require.NoError(t, err)
+	require.Equal(t, as[0].ID, last.ID)
+	require.Equal(t, data, string(last.RequestBody))
+}
+
+// TestLastAttemptIsTheNewest: LastAttempt returns the latest of several
+// attempts, and attempts list newest first.
+func TestLastAttemptIsTheNewest(t *testing.T) {
+	rc := testutil.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n < 3 {
+			w.WriteHeader(503)
+		}
+	})
+	b := setup(t, memoryStore(), nil)
+	ctx := context.Background()
+	b.endpoint(t, rc.URL, nil)
+	ev := b.send(t, "x", `{}`)
+	id := b.deliveries(t, ev.ID)[0].ID
+	require.Eventually(t, func() bool {
+		dl, err := b.d.GetDelivery(ctx, id)
+		require.NoError(t, err)
+		if dl.Status == convoy.DeliveryRetry {
+			b.clock.Advance(time.Minute) // the next retry is due
+		}
+		return dl.Status == convoy.DeliverySuccess
+	}, 10*time.Second, 10*time.Millisecond)
+	last, err := b.d.LastAttempt(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, 3, last.Number)
+	require.Equal(t, 200, last.StatusCode)
+	as, _, err := b.d.ListAttempts(ctx, id, convoy.Page{})
+	require.NoError(t, err)
+	require.Equal(t, []int{3, 2, 1}, []int{as[0].Number, as[1].Number, as[2].Number})
+
+	_, err = b.d.LastAttempt(ctx, convoy.NewID())
+	require.ErrorIs(t, err, convoy.ErrNotFound)
+}
+
+// TestListEventsAndAppDeliveries: the query API through the dispatcher.
+func TestListEventsAndAppDeliveries(t *testing.T) {
+	b := setup(t, memoryStore(), nil)
+	require.NoError(t, b.d.Close(context.Background()))
+	ctx := context.Background()
+	ep1 := b.endpoint(t, "https://example.com/1", nil)
+	ep2 := b.endpoint(t, "https://example.com/2", func(e *convoy.Endpoint) { e.Status = convoy.EndpointInactive })
+	other, err := b.d.CreateApp(ctx, convoy.App{Name: "other"})
+	require.NoError(t, err)
+	_, err = b.d.AddEndpoint(ctx, other.ID, convoy.Endpoint{URL: "https://example.com/o"})
+	require.NoError(t, err)
+	var sent []string
+	for i := range 5 {
+		typ := "order.paid"
+		if i%2 == 1 {
+			typ = "order.refunded"
+		}
+		res, err := sendOn(b, ctx, convoy.Event{Type: typ, Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		sent = append(sent, res.Event.ID)
+		b.clock.Advance(time.Minute)
+	}
+	d, err := convoy.New(convoy.Config{Store: b.store, Clock: b.clock})
+	require.NoError(t, err)
+	_, err = d.Send(ctx, other.ID, convoy.Event{Type: "order.paid", Data: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+
+	evs, next, err := d.ListEvents(ctx, convoy.EventQuery{AppID: b.app.ID}, convoy.Page{Limit: 3})
+	require.NoError(t, err)
+	require.Equal(t, []string{sent[4], sent[3], sent[2]}, eventIDs(evs), "newest first")
+	evs, next, err = d.ListEvents(ctx, convoy.EventQuery{AppID: b.app.ID}, convoy.Page{Limit: 3, Cursor: next})
+	require.NoError(t, err)
+	require.Equal(t, []string{sent[1], sent[0]}, eventIDs(evs))
+	require.Empty(t, next)
+
+	evs, _, err = d.ListEvents(ctx, convoy.EventQuery{AppID: b.app.ID, Type: "order.refunded"}, convoy.Page{})
+	require.NoError(t, err)
+	require.Equal(t, []string{sent[3], sent[1]}, eventIDs(evs))
+
+	start := b.clock.Now().Add(-5 * time.Minute) // the first event's time
+	evs, _, err = d.ListEvents(ctx, convoy.EventQuery{AppID: b.app.ID, CreatedFrom: start.Add(time.Minute), CreatedTo: start.Add(3 * time.Minute)}, convoy.Page{})
+	require.NoError(t, err)
+	require.Equal(t, []string{sent[2], sent[1]}, eventIDs(evs))
+
+	all, _, err := d.ListEvents(ctx, convoy.EventQuery{}, convoy.Page{})
+	require.NoError(t, err)
+	require.Len(t, all, 6)
+
+	ds, _, err := d.ListDeliveries(ctx, convoy.DeliveryQuery{AppID: b.app.ID}, convoy.Page{})
+	require.NoError(t, err)
+	require.Len(t, ds, 10, "both endpoints, not the other app's")
+	ds, _, err = d.ListDeliveries(ctx, convoy.DeliveryQuery{AppID: b.app.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryDiscarded}}, convoy.Page{})
+	require.NoError(t, err)
+	require.Len(t, ds, 5)
+	for _, dl := range ds {
+		require.Equal(t, ep2.ID, dl.EndpointID)
+	}
+	_ = ep1
+
+	_, _, err = d.ListEvents(ctx, convoy.EventQuery{AppID: "nope"}, convoy.Page{})
+	require.ErrorIs(t, err, convoy.ErrInvalidID)
+	_, _, err = d.ListEvents(ctx, convoy.EventQuery{Type: "a b"}, convoy.Page{})
+	require.ErrorIs(t, err, convoy.ErrInvalidEventType)
+}
+
+func eventIDs(evs []*convoy.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// TestStatusHooksAreNeverDropped: a flood of attempt events that a slow
+// OnAttempt cannot keep up with does not crowd out an endpoint's death.
+func TestStatusHooksAreNeverDropped(t *testing.T) {
+	gone := newStatusReceiver(t, http.StatusGone)
+	ok := testutil.NewReceiver(t, nil)
+	release := make(chan struct{})
+	var once sync.Once
+	statuses := make(chan convoy.EndpointStatusEvent, 10)
+	b := setup(t, memoryStore(), func(c *convoy.Config) {
+		c.OnAttempt = func(convoy.AttemptEvent) { <-release } // stuck
+		c.OnEndpointStatus = func(e convoy.EndpointStatusEvent) { statuses <- e }
+	})
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	ctx := context.Background()
+	busy := b.endpoint(t, ok.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"busy"} })
+	dying := b.endpoint(t, gone.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"die"} })
+	_ = busy
+	// More attempt events than the hook queue holds.
+	for range 5000 {
+		_, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "busy", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		s, err := b.d.Stats(ctx)
+		require.NoError(t, err)
+		return s.HooksDropped > 0
+	}, 60*time.Second, 10*time.Millisecond, "the attempt queue never overflowed")
+	b.send(t, "die", `{}`)
+	select {
+	case e := <-statuses:
+		require.Equal(t, dying.ID, e.EndpointID)
+		require.Equal(t, convoy.EndpointInactive, e.To)
+		require.Equal(t, convoy.ReasonGone, e.Reason)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the endpoint's death was never reported")
+	}
+	once.Do(func() { close(release) })
+}
