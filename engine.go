@@ -403,6 +403,7 @@ func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery
 	defer func() {
 		if failed {
 			d.storeBad.done(ctx, d.log)
+			d.notify() // the scheduler may be paused on this record
 		}
 	}()
 	for {
