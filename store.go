@@ -22,8 +22,10 @@ import (
 //   - Time comes from the caller (Now fields), never from the store's clock,
 //     so tests drive time and processes agree on what is due.
 //   - Lists are paginated with an opaque cursor: pass Page.Cursor = the
-//     next value returned by the previous call; an empty next means the
-//     end. Configuration (apps, endpoints) lists in ID order, which is
+//     next value returned by the previous call, with the same query; an
+//     empty next means the end, and a malformed cursor is ErrInvalid. A
+//     query naming an app, endpoint or event that does not exist lists
+//     nothing (ListAttempts excepted: ErrNotFound). Configuration (apps, endpoints) lists in ID order, which is
 //     creation order; what happened (events, deliveries, attempts) lists
 //     newest first, so the first page is the recent past.
 //   - A call that finds nothing to change writes nothing: an idle
@@ -38,8 +40,9 @@ type Store interface {
 	// and stores it, keeping ID and CreatedAt as stored. It returns the app
 	// as stored. An error from fn is returned as is, with nothing changed.
 	// fn may run more than once (a store may retry a conflicting
-	// transaction), so it must only modify its argument. ErrNotFound if
-	// the app is missing.
+	// transaction), so it must only modify its argument, and it runs
+	// inside the store's transaction, so it must be quick. fn is not
+	// called for a missing app: ErrNotFound.
 	UpdateApp(ctx context.Context, id string, fn func(*App) error) (*App, error)
 	// DeleteApp removes an app with its endpoints, events, deliveries and
 	// attempts. ErrNotFound if missing.
@@ -103,8 +106,9 @@ type Store interface {
 	// while its lease is valid, whatever number of callers claim at once.
 	// Per-endpoint capacity is honoured (see ClaimRequest). Claim costs
 	// O(log n + k) for n stored deliveries and k examined, never a scan of
-	// the backlog that is not due. A Claim that hands out nothing writes
-	// nothing.
+	// the backlog that is not due. A Claim that finds nothing due writes
+	// nothing (a store may keep bookkeeping when it passes over due work
+	// of endpoints at their cap, as store/bolt parks it).
 	Claim(ctx context.Context, req ClaimRequest) ([]*Delivery, error)
 	// Record ends a claim: it stores t.Attempt (if any), moves the
 	// delivery to t.Status, updates the endpoint's health and applies
