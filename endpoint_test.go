@@ -69,3 +69,13 @@ func TestAddEndpointRefusesUnicodeHostSpellings(t *testing.T) {
 		require.NoError(t, add(url), url)
 	}
 }
+
+// TestAddEndpointWithManyNumericLabels: a host of more than four numeric
+// labels is refused as an invalid host (it once panicked the check).
+func TestAddEndpointWithManyNumericLabels(t *testing.T) {
+	b := setup(t, memory.New(), nil)
+	for _, u := range []string{"http://0.0.0.0.0.0/", "http://1.2.3.4.5/", "https://example.1.2.3.4.5/"} {
+		_, err := b.d.AddEndpoint(context.Background(), b.app.ID, convoy.Endpoint{URL: u})
+		require.ErrorIs(t, err, convoy.ErrInvalidURL, u)
+	}
+}

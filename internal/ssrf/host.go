@@ -221,7 +221,10 @@ func checkHostName(host, ascii string) string {
 		return "bad punycode label"
 	}
 	if last := labels[len(labels)-1]; isNumber(last) {
-		if _, ok := legacyIPv4(labels, true); !ok || len(labels) > 4 {
+		if len(labels) > 4 {
+			return "ends in a number but is not an IPv4 address"
+		}
+		if _, ok := legacyIPv4(labels, true); !ok {
 			return "ends in a number but is not an IPv4 address"
 		}
 	}
@@ -345,6 +348,9 @@ func parseLegacyIPv4(s string) []netip.Addr {
 // legacyIPv4 combines parts into an address; octal selects how a leading
 // zero is read.
 func legacyIPv4(parts []string, octal bool) (netip.Addr, bool) {
+	if len(parts) == 0 || len(parts) > 4 {
+		return netip.Addr{}, false
+	}
 	var v uint64
 	for i, p := range parts {
 		n, ok := parseLegacyPart(p, octal)
