@@ -79,6 +79,15 @@
 // [Options].RecordBatch bounds a batch (DefaultRecordBatch); 1 turns
 // group commit off.
 //
+// InsertEvent calls made at the same time (concurrent Sends) are group
+// committed the same way, by a second goroutine: one statement stores all
+// their events and deliveries, one round trip and one commit for the
+// lot. Two events of a batch with one idempotency key are told apart as
+// if sent one after the other. When the statement fails because one call
+// is refused (an unknown app, a duplicate ID), each call of the batch is
+// stored again on its own, so only the refused ones fail.
+// [Options].InsertBatch bounds the deliveries of a batch.
+//
 // # No hot rows
 //
 // An endpoint's health and status are one row, which every Record of an
