@@ -153,5 +153,8 @@
 // which is why delivery is at least once. Besides its pool, each Store
 // uses one connection for LISTEN once a Dispatcher subscribes; a pool of
 // a few connections per process is enough, since no connection is held
-// while an HTTP attempt runs.
+// while an HTTP attempt runs. LISTEN needs a connection of its own
+// session: through a pooler in transaction mode (PgBouncer's default)
+// notifications do not arrive, and dispatchers fall back to polling
+// every PollInterval.
 package postgres
