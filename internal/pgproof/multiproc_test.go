@@ -292,10 +292,11 @@ type request struct {
 	status                   int // the answer; 0 when the client was gone first
 }
 
-// logReceiver serves /ep/0 … /ep/3 and logs every request. /ep/0 answers
-// 200 at once; /ep/1 answers 200 after 20 to 200 ms; /ep/2 answers 500 to
-// a third of the requests at random; /ep/3 answers 503 after a while, or
-// not at all before the sender's timeout, or 200 slowly or at once.
+// logReceiver serves /ep/0 … /ep/3 and logs every request (see
+// planAnswer): /ep/0 answers 200 at once; /ep/1 answers 200 after 20 to
+// 200 ms; /ep/2 answers 500 to a third of the requests at random; /ep/3
+// answers 500 at once, 503 after a while, not at all before the sender's
+// timeout, or 200 slowly or at once.
 type logReceiver struct {
 	*httptest.Server
 	received *tally.Received
@@ -303,12 +304,12 @@ type logReceiver struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	log      []request
-	inFlight map[string]int       // process → requests being answered
-	kills    map[string]time.Time // process → when it was killed
+	inFlight map[*request]time.Time // requests being answered → when their answer is due
+	kills    map[string]time.Time   // process → when it was killed
 }
 
 func newLogReceiver(t *testing.T, rng *rand.Rand) *logReceiver {
-	rc := &logReceiver{received: tally.NewReceived(), rng: rng, inFlight: map[string]int{}, kills: map[string]time.Time{}}
+	rc := &logReceiver{received: tally.NewReceived(), rng: rng, inFlight: map[*request]time.Time{}, kills: map[string]time.Time{}}
 	rc.Server = httptest.NewServer(rc)
 	t.Cleanup(rc.Close)
 	return rc
@@ -322,50 +323,64 @@ func (rc *logReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attempt, _ := strconv.Atoi(r.Header.Get(convoy.HeaderAttempt))
-	req := request{
+	req := &request{
 		delivery: r.Header.Get(convoy.HeaderDeliveryID), event: r.Header.Get(convoy.HeaderEventID),
 		process: r.Header.Get(processHeader), endpoint: ep, attempt: attempt, start: time.Now(),
 	}
 	rc.mu.Lock()
-	rc.inFlight[req.process]++
-	p := rc.rng.Float64()
-	delay := time.Duration(20+rc.rng.IntN(180)) * time.Millisecond
+	pl := planAnswer(ep, rc.rng.Float64(), time.Duration(20+rc.rng.IntN(180))*time.Millisecond)
+	due := req.start.Add(pl.wait)
+	if pl.hang {
+		due = req.start.Add(mpTimeout)
+	}
+	rc.inFlight[req] = due
 	rc.mu.Unlock()
 
-	req.status = rc.answer(w, r, ep, p, delay)
+	switch {
+	case pl.hang:
+		<-r.Context().Done() // past the sender's timeout
+	case pl.wait > 0 && !waitFor(r, pl.wait):
+		// The client went away first.
+	case pl.status == http.StatusOK:
+		// Count the receipt before answering: once the answer may have
+		// reached the sender, it is a delivery.
+		rc.received.Add(r.Header)
+		req.status = pl.status
+		w.WriteHeader(pl.status)
+	default:
+		req.status = pl.status
+		w.WriteHeader(pl.status)
+	}
 
 	rc.mu.Lock()
 	req.end = time.Now()
-	rc.inFlight[req.process]--
-	rc.log = append(rc.log, req)
+	delete(rc.inFlight, req)
+	rc.log = append(rc.log, *req)
 	rc.mu.Unlock()
 }
 
-// answer writes the endpoint's answer and returns its status, or 0 when
-// the client went away first.
-func (rc *logReceiver) answer(w http.ResponseWriter, r *http.Request, ep int, p float64, delay time.Duration) int {
-	fail := func(code int) int { w.WriteHeader(code); return code }
+// answerPlan is how the receiver answers one request: after waiting (or
+// never, before the sender's timeout, when hang is set), with status.
+type answerPlan struct {
+	wait   time.Duration
+	hang   bool
+	status int
+}
+
+// planAnswer decides the answer of endpoint ep from a random p in [0, 1)
+// and a random delay.
+func planAnswer(ep int, p float64, delay time.Duration) answerPlan {
 	switch {
 	case ep == 1, ep == 3 && p > 0.80:
-		if !waitFor(r, delay) {
-			return 0
-		}
+		return answerPlan{wait: delay, status: http.StatusOK}
 	case ep == 2 && p < 0.33, ep == 3 && p < 0.10:
-		return fail(http.StatusInternalServerError)
+		return answerPlan{status: http.StatusInternalServerError}
 	case ep == 3 && p < 0.15:
-		if !waitFor(r, delay) {
-			return 0
-		}
-		return fail(http.StatusServiceUnavailable)
+		return answerPlan{wait: delay, status: http.StatusServiceUnavailable}
 	case ep == 3 && p < 0.17:
-		<-r.Context().Done() // past the sender's timeout
-		return 0
+		return answerPlan{hang: true}
 	}
-	// Count the receipt before answering: once the answer may have reached
-	// the sender, it is a delivery.
-	rc.received.Add(r.Header)
-	w.WriteHeader(http.StatusOK)
-	return http.StatusOK
+	return answerPlan{status: http.StatusOK}
 }
 
 // waitFor waits d, or until the client is gone; it reports whether the
@@ -381,16 +396,26 @@ func waitFor(r *http.Request, d time.Duration) bool {
 	}
 }
 
-// waitInFlight waits until process has a request being answered, and
-// returns how many it has.
+// waitInFlight waits until process has a request being answered whose
+// answer is due at least killMargin from now, so that a kill sent at once
+// lands while the attempt is in flight, and returns how many requests the
+// process has in flight.
 func (rc *logReceiver) waitInFlight(t *testing.T, process string, d time.Duration) int {
 	t.Helper()
+	const killMargin = 50 * time.Millisecond
 	var n int
 	eventually(t, d, 2*time.Millisecond, func() (bool, string) {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
-		n = rc.inFlight[process]
-		return n > 0, process + " had no request in flight"
+		n = 0
+		held := false
+		for r, due := range rc.inFlight {
+			if r.process == process {
+				n++
+				held = held || time.Until(due) >= killMargin
+			}
+		}
+		return held, process + " had no request in flight for long enough"
 	})
 	return n
 }

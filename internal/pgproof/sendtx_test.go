@@ -18,8 +18,8 @@ import (
 )
 
 // txFixture is a schema with an orders table of the test's own beside
-// convoy's tables, a started dispatcher on it, and a receiver that counts
-// what it got.
+// convoy's tables, a started dispatcher on it that only a wake-up makes
+// claim, and a receiver that counts what it got.
 type txFixture struct {
 	db       *database
 	st       *postgres.Store
@@ -45,7 +45,11 @@ func newTxFixture(t *testing.T) *txFixture {
 	t.Cleanup(srv.Close)
 	fx.d, err = convoy.New(convoy.Config{
 		Store: fx.st, Timeout: 2 * time.Second, Lease: 4 * time.Second,
-		PollInterval: 200 * time.Millisecond, AllowNetworks: loopback, Logger: quiet(),
+		// Far beyond the test's waits, so deliveries depend on wake-ups,
+		// not polling: the NOTIFY that SendTx sends in the caller's
+		// transaction wakes the dispatcher when it commits
+		// (TestSendTxWakesAtCommit checks that on its own).
+		PollInterval: 10 * time.Minute, AllowNetworks: loopback, Logger: quiet(),
 	})
 	require.NoError(t, err)
 	require.NoError(t, fx.d.Start(ctx))
@@ -102,7 +106,7 @@ func (fx *txFixture) invisible(t *testing.T, orderID int64, res *convoy.SendResu
 // delivery is recorded Success.
 func (fx *txFixture) waitDelivered(t *testing.T, res *convoy.SendResult) {
 	t.Helper()
-	eventually(t, 20*time.Second, 20*time.Millisecond, func() (bool, string) {
+	eventually(t, 10*time.Second, 20*time.Millisecond, func() (bool, string) {
 		if fx.received.Event(res.Event.ID) == 0 {
 			return false, "event " + res.Event.ID + " not received"
 		}

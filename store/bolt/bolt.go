@@ -34,9 +34,12 @@
 // one range; the time and ID after it sit at fixed offsets from the key's
 // end. Lists that run newest first (events, deliveries, attempts) walk
 // their index backwards, and their cursors name the last key returned.
-// Records are encoded by small encode and decode functions (a compact
-// binary form, see binary.go), so the format can change behind a schema
-// version.
+// Records are encoded by small encode and decode functions in a compact
+// binary form (see binary.go): IDs as their 16 bytes, and a delivery's
+// lease in a block of fixed size, so that claiming and recording do not
+// grow the record and split its page. The forms of older schema versions
+// are still read, so records need not be rewritten when the format
+// changes.
 //
 // # Group commit
 //

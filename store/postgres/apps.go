@@ -33,8 +33,7 @@ func scanApp(row pgx.Row) (*convoy.App, error) {
 }
 
 func appTimes(a *convoy.App) error {
-	ts := []convoy.Secret(a.Secrets)
-	for _, s := range ts {
+	for _, s := range a.Secrets {
 		if err := checkTimes("app secret", s.CreatedAt, s.ExpiresAt); err != nil {
 			return err
 		}

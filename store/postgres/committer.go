@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,18 +37,23 @@ type opKind uint8
 const (
 	opRecord opKind = iota
 	opRelease
+	opInsert
 )
 
-// op is one Record or Release waiting for the committer.
+// op is one call waiting for a committer.
 type op struct {
 	ctx  context.Context
 	kind opKind
 	// t is the transition of a Record; a Release uses t.DeliveryID and
 	// t.LeaseID.
 	t convoy.Transition
+	// ev and ds are the event and deliveries of an InsertEvent.
+	ev *convoy.Event
+	ds []*convoy.Delivery
 
 	// Set by the committer before done is closed.
 	res      convoy.RecordResult
+	ins      convoy.InsertResult
 	err      error
 	panicked any
 	notify   bool
@@ -65,8 +71,8 @@ func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordR
 	// The committer may still read t after a caller whose ctx ended has
 	// returned; it reads its own copy.
 	t.Attempt = t.Attempt.Clone()
-	o := &op{ctx: ctx, kind: opRecord, t: t}
-	if err := s.submit(ctx, o); err != nil {
+	o := &op{kind: opRecord, t: t}
+	if err := s.submit(ctx, s.records, o); err != nil {
 		return convoy.RecordResult{}, err
 	}
 	return o.res, nil
@@ -77,7 +83,7 @@ func (s *Store) Release(ctx context.Context, deliveryID, leaseID string) error {
 	if err := convoy.ValidateID("delivery ID", deliveryID); err != nil {
 		return err
 	}
-	return s.submit(ctx, &op{ctx: ctx, kind: opRelease, t: convoy.Transition{DeliveryID: deliveryID, LeaseID: leaseID}})
+	return s.submit(ctx, s.records, &op{kind: opRelease, t: convoy.Transition{DeliveryID: deliveryID, LeaseID: leaseID}})
 }
 
 func checkTransition(t convoy.Transition) error {
@@ -103,26 +109,46 @@ func checkTransition(t convoy.Transition) error {
 	return checkTimes("transition", t.Now, t.NextAttemptAt)
 }
 
-// submit runs o through the committer, or at once in the calling
-// goroutine when group commit is off, and waits for its outcome. If ctx
-// ends first it returns ctx.Err(), and o may or may not be committed.
-func (s *Store) submit(ctx context.Context, o *op) error {
+// committer is a queue of calls and the goroutine that runs them in
+// batches: the Store has one for Record and Release, one for
+// InsertEvent.
+type committer struct {
+	mu    sync.Mutex
+	queue []*op
+	wake  chan struct{}
+	done  chan struct{}
+	// max bounds a batch; 1 means no queue (see submit).
+	max int
+	// size is what an op counts against max (nil: 1 each).
+	size func(*op) int
+	run  func([]*op)
+}
+
+func newCommitter(max int, size func(*op) int, run func([]*op)) *committer {
+	return &committer{wake: make(chan struct{}, 1), done: make(chan struct{}), max: max, size: size, run: run}
+}
+
+// submit runs o through c, or at once in the calling goroutine when c
+// does not batch, and waits for its outcome. If ctx ends first it
+// returns ctx.Err(), and o may or may not be committed.
+func (s *Store) submit(ctx context.Context, c *committer, o *op) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
+	o.ctx = ctx
 	o.done = make(chan struct{})
-	if s.opts.RecordBatch == 1 {
-		s.runBatch([]*op{o})
+	if c.max == 1 {
+		c.run([]*op{o})
 	} else {
-		s.mu.Lock()
+		c.mu.Lock()
 		if s.closed.Load() {
-			s.mu.Unlock()
+			c.mu.Unlock()
 			return convoy.ErrClosed
 		}
-		s.queue = append(s.queue, o)
-		s.mu.Unlock()
+		c.queue = append(c.queue, o)
+		c.mu.Unlock()
 		select {
-		case s.wakeC <- struct{}{}:
+		case c.wake <- struct{}{}:
 		default: // a wake-up is pending already
 		}
 		select {
@@ -144,38 +170,49 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 	return o.err
 }
 
-// commitLoop is the committer goroutine: it commits queued calls in
-// batches until Close, then commits what is left and returns.
-func (s *Store) commitLoop() {
-	defer close(s.committed)
+// loop is the committer goroutine: it runs queued calls in batches until
+// quit is closed, then runs what is left and returns.
+func (c *committer) loop(quit <-chan struct{}) {
+	defer close(c.done)
 	for {
 		select {
-		case <-s.wakeC:
-		case <-s.quit:
-			for s.flush() {
+		case <-c.wake:
+		case <-quit:
+			for c.flush() {
 			}
 			return
 		}
-		for s.flush() {
+		for c.flush() {
 		}
 	}
 }
 
-// flush commits one batch of queued calls and reports whether there was
+// flush runs one batch of queued calls and reports whether there was
 // any.
-func (s *Store) flush() bool {
-	s.mu.Lock()
-	n := min(len(s.queue), s.opts.RecordBatch)
+func (c *committer) flush() bool {
+	c.mu.Lock()
+	n, total := 0, 0
+	for n < len(c.queue) && n < c.max {
+		size := 1
+		if c.size != nil {
+			size = c.size(c.queue[n])
+		}
+		if n > 0 && total+size > c.max {
+			break
+		}
+		total += size
+		n++
+	}
 	if n == 0 {
-		s.mu.Unlock()
+		c.mu.Unlock()
 		return false
 	}
-	batch := slices.Clone(s.queue[:n])
-	rest := copy(s.queue, s.queue[n:])
-	clear(s.queue[rest:])
-	s.queue = s.queue[:rest]
-	s.mu.Unlock()
-	s.runBatch(batch)
+	batch := slices.Clone(c.queue[:n])
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	c.mu.Unlock()
+	c.run(batch)
 	return true
 }
 
@@ -183,8 +220,9 @@ func (s *Store) flush() bool {
 // deadlock victim or a serialization failure.
 const maxBatchTries = 3
 
-// runBatch commits ops and closes their done channels.
-func (s *Store) runBatch(ops []*op) {
+// runRecords commits a batch of Record and Release calls and closes
+// their done channels.
+func (s *Store) runRecords(ops []*op) {
 	live := ops[:0:0]
 	for _, o := range ops {
 		if err := o.ctx.Err(); err != nil {

@@ -79,6 +79,15 @@
 // [Options].RecordBatch bounds a batch (DefaultRecordBatch); 1 turns
 // group commit off.
 //
+// InsertEvent calls made at the same time (concurrent Sends) are group
+// committed the same way, by a second goroutine: one statement stores all
+// their events and deliveries, one round trip and one commit for the
+// lot. Two events of a batch with one idempotency key are told apart as
+// if sent one after the other. When the statement fails because one call
+// is refused (an unknown app, a duplicate ID), each call of the batch is
+// stored again on its own, so only the refused ones fail.
+// [Options].InsertBatch bounds the deliveries of a batch.
+//
 // # No hot rows
 //
 // An endpoint's health and status are one row, which every Record of an
@@ -144,5 +153,8 @@
 // which is why delivery is at least once. Besides its pool, each Store
 // uses one connection for LISTEN once a Dispatcher subscribes; a pool of
 // a few connections per process is enough, since no connection is held
-// while an HTTP attempt runs.
+// while an HTTP attempt runs. LISTEN needs a connection of its own
+// session: through a pooler in transaction mode (PgBouncer's default)
+// notifications do not arrive, and dispatchers fall back to polling
+// every PollInterval.
 package postgres

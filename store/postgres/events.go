@@ -80,34 +80,34 @@ func checkInsert(ev *convoy.Event, deliveries []*convoy.Delivery) error {
 	return nil
 }
 
-// insertSQL stores an event and its deliveries in one statement: the
-// event (unless its idempotency key is taken), the deliveries whose
-// endpoint still exists (locked FOR KEY SHARE, so it cannot vanish before
-// commit), the counters, and, when $22 names a channel, a notification
-// delivered at commit. A delivery to another app's endpoint violates
-// deliveries_endpoint_fk and fails the statement.
+// insertSQL stores events and their deliveries in one statement: the
+// events (but those whose idempotency key is taken, by a committed event
+// or one earlier in the statement), the deliveries of the events stored
+// whose endpoint still exists (locked FOR KEY SHARE, so it cannot vanish
+// before commit), the counters, and, when $23 names a channel, a
+// notification delivered at commit. A delivery to another app's endpoint
+// violates deliveries_endpoint_fk and fails the statement. It returns the
+// IDs of the events and deliveries stored.
 const insertSQL = `
 WITH ev AS (
 	INSERT INTO {s}.events (` + eventCols + `)
-	VALUES ($1, $2, $3, $4, $5, $6)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::bigint[])
 	ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
 	RETURNING id
 ), eps AS (
-	SELECT id FROM {s}.endpoints WHERE id = ANY ($7::uuid[]) FOR KEY SHARE
+	SELECT id FROM {s}.endpoints WHERE id = ANY ($8::uuid[]) FOR KEY SHARE
 ), ins AS (
 	INSERT INTO {s}.deliveries (` + deliveryCols + `, due_at)
-	SELECT u.id, $1, $2, u.endpoint_id, u.event_type, u.status, u.attempts, u.round_attempts, u.claims,
-	       u.next_attempt_at, u.lease_owner, u.lease_id, u.lease_expires_at, u.last_error, u.created_at,
-	       u.updated_at, u.due_at
-	  FROM unnest($8::uuid[], $7::uuid[], $9::text[], $10::text[], $11::integer[], $12::integer[],
-	              $13::integer[], $14::bigint[], $15::text[], $16::text[], $17::bigint[], $18::text[],
-	              $19::bigint[], $20::bigint[], $21::bigint[])
-	       AS u(id, endpoint_id, event_type, status, attempts, round_attempts, claims, next_attempt_at,
-	            lease_owner, lease_id, lease_expires_at, last_error, created_at, updated_at, due_at)
-	 WHERE EXISTS (SELECT 1 FROM ev) AND u.endpoint_id IN (SELECT id FROM eps)
+	SELECT u.*
+	  FROM unnest($7::uuid[], $9::uuid[], $10::uuid[], $8::uuid[], $11::text[], $12::text[], $13::integer[],
+	              $14::integer[], $15::integer[], $16::bigint[], $17::text[], $18::text[], $19::bigint[],
+	              $20::text[], $21::bigint[], $22::bigint[], $24::bigint[])
+	       AS u(id, event_id, app_id, endpoint_id, event_type, status, attempts, round_attempts, claims,
+	            next_attempt_at, lease_owner, lease_id, lease_expires_at, last_error, created_at, updated_at, due_at)
+	 WHERE u.event_id IN (SELECT id FROM ev) AND u.endpoint_id IN (SELECT id FROM eps)
 	RETURNING id, status
 )
-SELECT (SELECT count(*) FROM ev), coalesce((SELECT array_agg(id) FROM ins), '{}')
+SELECT coalesce((SELECT array_agg(id) FROM ev), '{}'), coalesce((SELECT array_agg(id) FROM ins), '{}')
   FROM (SELECT {s}.add_counts(ARRAY[
                (SELECT count(*) FROM ins WHERE status = 'Scheduled'), 0,
                (SELECT count(*) FROM ins WHERE status = 'Success'),
@@ -115,61 +115,147 @@ SELECT (SELECT count(*) FROM ev), coalesce((SELECT array_agg(id) FROM ins), '{}'
                (SELECT count(*) FROM ins WHERE status = 'Failure'),
                (SELECT count(*) FROM ins WHERE status = 'Discarded'), 0, 0, 0])) c,
        (SELECT count(*) FROM (
-               SELECT pg_notify($22, '')
-                WHERE $22::text IS NOT NULL
+               SELECT pg_notify($23, '')
+                WHERE $23::text IS NOT NULL
                   AND EXISTS (SELECT 1 FROM ins WHERE status IN ('Scheduled', 'Retry'))) n) w`
 
-func insertArgs(ev *convoy.Event, ds []*convoy.Delivery, channel *string) []any {
-	n := len(ds)
+// insertArgs are the parameters of insertSQL for the events and
+// deliveries of ops.
+func insertArgs(ops []*op, channel *string) []any {
 	var (
-		ids, eps, types, sts, owners, leases, errs = make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		att, round, claims  = make([]int32, n), make([]int32, n), make([]int32, n)
-		next, exp, upd, due = make([]*int64, n), make([]*int64, n), make([]*int64, n), make([]*int64, n)
-		created             = make([]int64, n)
+		evIDs, evApps, evTypes, evKeys []string
+		evData                         [][]byte
+		evCreated                      []int64
 	)
-	for i, d := range ds {
-		ids[i], eps[i], types[i], sts[i] = d.ID, d.EndpointID, d.EventType, string(d.Status)
-		owners[i], leases[i], errs[i] = d.LeaseOwner, d.LeaseID, d.LastError
-		att[i], round[i], claims[i] = int32(d.Attempts), int32(d.RoundAttempts), int32(d.Claims)
-		next[i], exp[i], upd[i] = nanos(d.NextAttemptAt), nanos(d.LeaseExpiresAt), nanos(d.UpdatedAt)
-		due[i] = dueNanos(d.Status, d.NextAttemptAt)
-		created[i] = sortNanos(d.CreatedAt)
+	n := 0
+	for _, o := range ops {
+		evIDs, evApps, evTypes = append(evIDs, o.ev.ID), append(evApps, o.ev.AppID), append(evTypes, o.ev.Type)
+		evData, evKeys, evCreated = append(evData, o.ev.Data), append(evKeys, o.ev.IdempotencyKey), append(evCreated, sortNanos(o.ev.CreatedAt))
+		n += len(o.ds)
+	}
+	var (
+		ids, evs, apps, eps, types, sts = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n),
+			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		owners, leases, errs = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		att, round, claims   = make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
+		next, exp, upd, due  = make([]*int64, 0, n), make([]*int64, 0, n), make([]*int64, 0, n), make([]*int64, 0, n)
+		created              = make([]int64, 0, n)
+	)
+	for _, o := range ops {
+		for _, d := range o.ds {
+			ids, evs, apps, eps = append(ids, d.ID), append(evs, d.EventID), append(apps, d.AppID), append(eps, d.EndpointID)
+			types, sts = append(types, d.EventType), append(sts, string(d.Status))
+			owners, leases, errs = append(owners, d.LeaseOwner), append(leases, d.LeaseID), append(errs, d.LastError)
+			att, round, claims = append(att, int32(d.Attempts)), append(round, int32(d.RoundAttempts)), append(claims, int32(d.Claims))
+			next, exp, upd = append(next, nanos(d.NextAttemptAt)), append(exp, nanos(d.LeaseExpiresAt)), append(upd, nanos(d.UpdatedAt))
+			due = append(due, dueNanos(d.Status, d.NextAttemptAt))
+			created = append(created, sortNanos(d.CreatedAt))
+		}
 	}
 	return []any{
-		ev.ID, ev.AppID, ev.Type, []byte(ev.Data), ev.IdempotencyKey, sortNanos(ev.CreatedAt),
-		eps, ids, types, sts, att, round, claims, next, owners, leases, exp, errs, created, upd, due,
-		channel,
+		evIDs, evApps, evTypes, evData, evKeys, evCreated,
+		ids, eps, evs, apps, types, sts, att, round, claims, next, owners, leases, exp, errs, created, upd,
+		channel, due,
 	}
 }
 
-// insert runs insertSQL on q and, for an idempotent repeat, reads the
-// first event.
-func (s *Store) insert(ctx context.Context, q querier, ev *convoy.Event, ds []*convoy.Delivery, channel *string) (convoy.InsertResult, bool, error) {
-	var (
-		inserted int
-		got      []string
-	)
-	err := q.QueryRow(ctx, s.q(insertSQL), insertArgs(ev, ds, channel)...).Scan(&inserted, &got)
-	if err != nil {
-		return convoy.InsertResult{}, false, s.insertErr(err, ev)
+// insertRows runs insertSQL on q for ops and returns the IDs of the
+// events and deliveries it stored.
+func (s *Store) insertRows(ctx context.Context, q querier, ops []*op, channel *string) (events, deliveries map[string]bool, err error) {
+	var evIDs, dIDs []string
+	if err := q.QueryRow(ctx, s.q(insertSQL), insertArgs(ops, channel)...).Scan(&evIDs, &dIDs); err != nil {
+		return nil, nil, err
 	}
-	if inserted == 0 {
-		res, err := s.firstEvent(ctx, q, ev.AppID, ev.IdempotencyKey)
-		return res, false, err
+	events, deliveries = make(map[string]bool, len(evIDs)), make(map[string]bool, len(dIDs))
+	for _, id := range evIDs {
+		events[id] = true
 	}
-	res := convoy.InsertResult{Event: ev.Clone(), Inserted: true}
-	for _, d := range ds {
-		if slices.Contains(got, d.ID) {
-			res.Deliveries = append(res.Deliveries, d.Clone())
+	for _, id := range dIDs {
+		deliveries[id] = true
+	}
+	return events, deliveries, nil
+}
+
+// result sets o's outcome from what insertRows stored, reading the first
+// event of its idempotency key when its own was not stored.
+func (s *Store) result(ctx context.Context, q querier, o *op, events, deliveries map[string]bool) error {
+	if !events[o.ev.ID] {
+		res, err := s.firstEvent(ctx, q, o.ev.AppID, o.ev.IdempotencyKey)
+		o.ins = res
+		return err
+	}
+	o.ins = convoy.InsertResult{Event: o.ev.Clone(), Inserted: true}
+	for _, d := range o.ds {
+		if deliveries[d.ID] {
+			o.ins.Deliveries = append(o.ins.Deliveries, d.Clone())
+			o.notify = o.notify || !d.Status.Final()
 		}
 	}
-	scheduled := false
-	for _, d := range res.Deliveries {
-		scheduled = scheduled || !d.Status.Final()
-	}
-	return res, scheduled, nil
+	return nil
 }
+
+// insertOne stores one event on q (a transaction of the caller's, or the
+// pool), reading the first event of its idempotency key if that is taken.
+func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string) error {
+	events, deliveries, err := s.insertRows(ctx, q, []*op{o}, channel)
+	if err != nil {
+		return s.insertErr(err, o.ev)
+	}
+	return s.result(ctx, q, o, events, deliveries)
+}
+
+// runInserts stores a batch of InsertEvent calls in one statement (one
+// round trip, one commit). If the statement fails, because one call is
+// refused (an unknown app, a duplicate ID, another app's endpoint), each
+// call is stored again on its own, so that only the refused ones fail.
+func (s *Store) runInserts(ops []*op) {
+	live := ops[:0:0]
+	for _, o := range ops {
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			close(o.done)
+			continue
+		}
+		live = append(live, o)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	one := func(o *op) {
+		for {
+			o.ins, o.notify = convoy.InsertResult{}, false
+			o.err = s.insertOne(ctx, s.pool, o, nil)
+			if !errors.Is(o.err, errGone) {
+				return
+			}
+			// The first event of the key was deleted meanwhile: the key is
+			// free again, insert anew.
+		}
+	}
+	if len(live) == 1 {
+		one(live[0])
+		close(live[0].done)
+		return
+	}
+	events, deliveries, err := s.insertRows(ctx, s.pool, live, nil)
+	for _, o := range live {
+		switch {
+		case err != nil:
+			one(o)
+		default:
+			if o.err = s.result(ctx, s.pool, o, events, deliveries); errors.Is(o.err, errGone) {
+				one(o)
+			}
+		}
+		close(o.done)
+	}
+}
+
+// errGone reports that the first event of an idempotency key was deleted
+// between the conflict and the read.
+var errGone = errors.New("first event gone")
 
 func (s *Store) insertErr(err error, ev *convoy.Event) error {
 	switch code, constraint := pgErr(err); {
@@ -184,10 +270,6 @@ func (s *Store) insertErr(err error, ev *convoy.Event) error {
 	}
 	return s.wrap(err)
 }
-
-// errGone reports that the first event of an idempotency key was deleted
-// between the conflict and the read.
-var errGone = errors.New("first event gone")
 
 // firstEvent reads the event holding an idempotency key, with its
 // deliveries.
@@ -210,29 +292,25 @@ func (s *Store) firstEvent(ctx context.Context, q querier, appID, key string) (c
 	return convoy.InsertResult{Event: ev, Deliveries: ds}, nil
 }
 
-// InsertEvent implements [convoy.Store] in one statement (one round trip)
-// unless the idempotency key was used, which takes one more read.
-// Dispatchers of other processes are woken after the commit.
+// InsertEvent implements [convoy.Store]. Calls made at the same time are
+// group committed (see Options.InsertBatch): one statement, one round
+// trip and one commit store all their events, unless one is refused,
+// when each is stored on its own. An idempotent repeat takes one more
+// read. Dispatchers of other processes are woken after the commit.
 func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery) (convoy.InsertResult, error) {
 	if err := checkInsert(ev, deliveries); err != nil {
 		return convoy.InsertResult{}, err
 	}
-	for {
-		if err := s.check(ctx); err != nil {
-			return convoy.InsertResult{}, err
-		}
-		res, due, err := s.insert(ctx, s.pool, ev, deliveries, nil)
-		if errors.Is(err, errGone) {
-			continue // the key is free again: insert anew
-		}
-		if err != nil {
-			return convoy.InsertResult{}, err
-		}
-		if due {
-			s.wakeOthers()
-		}
-		return res, nil
+	// The committer may read these after a caller whose ctx ended has
+	// returned; it reads its own copies.
+	o := &op{kind: opInsert, ev: ev.Clone(), ds: make([]*convoy.Delivery, len(deliveries))}
+	for i, d := range deliveries {
+		o.ds[i] = d.Clone()
 	}
+	if err := s.submit(ctx, s.inserts, o); err != nil {
+		return convoy.InsertResult{}, err
+	}
+	return o.ins, nil
 }
 
 // InsertEventTx implements [convoy.TxInserter]: InsertEvent inside the
@@ -267,7 +345,8 @@ func (s *Store) InsertEventTx(ctx context.Context, tx pgx.Tx, ev *convoy.Event, 
 		return convoy.InsertResult{}, s.wrap(err)
 	}
 	channel := s.opts.Schema
-	res, _, err := s.insert(ctx, sp, ev, deliveries, &channel)
+	o := &op{kind: opInsert, ev: ev, ds: deliveries}
+	err = s.insertOne(ctx, sp, o, &channel)
 	if errors.Is(err, errGone) {
 		err = fmt.Errorf("convoy: postgres: the event holding idempotency key %q was deleted meanwhile; retry", ev.IdempotencyKey)
 	}
@@ -278,7 +357,7 @@ func (s *Store) InsertEventTx(ctx context.Context, tx pgx.Tx, ev *convoy.Event, 
 	if err := sp.Commit(ctx); err != nil {
 		return convoy.InsertResult{}, s.wrap(err)
 	}
-	return res, nil
+	return o.ins, nil
 }
 
 // GetEvent implements [convoy.Store].

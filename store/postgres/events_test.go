@@ -239,3 +239,72 @@ func TestSendTx(t *testing.T) {
 	require.ErrorIs(t, err, convoy.ErrInvalid, "a transaction type the store does not take")
 	var _ convoy.TxInserter[pgx.Tx] = (*postgres.Store)(nil)
 }
+
+// TestInsertGroupCommit: InsertEvent calls committed together each get
+// their own outcome, the refused ones included, as if made one by one.
+func TestInsertGroupCommit(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 2)
+	existing, ds := newEvent(f)
+	_, err := s.InsertEvent(f.ctx, existing, ds)
+	require.NoError(t, err)
+
+	for _, refusal := range []bool{false, true} {
+		key := map[bool]string{false: "order-1", true: "order-2"}[refusal]
+		a, aDs := newEvent(f)
+		a.IdempotencyKey = key
+		again, againDs := newEvent(f)
+		again.IdempotencyKey = key
+		b, bDs := newEvent(f)
+		calls := []postgres.TestInsert{{Ev: a, Ds: aDs}, {Ev: again, Ds: againDs}, {Ev: b, Ds: bDs}}
+		if refusal {
+			unknown := storetest.NewEvent(convoy.NewID(), t0)
+			dup, dupDs := newEvent(f)
+			dup.ID = existing.ID
+			for _, d := range dupDs {
+				d.EventID = dup.ID
+			}
+			calls = append(calls, postgres.TestInsert{Ev: unknown}, postgres.TestInsert{Ev: dup, Ds: dupDs})
+		}
+		out := postgres.InsertTogether(f.ctx, s, calls)
+		require.NoError(t, out[0].Err)
+		require.True(t, out[0].Res.Inserted)
+		require.Len(t, out[0].Res.Deliveries, 2)
+		require.NoError(t, out[1].Err)
+		require.False(t, out[1].Res.Inserted, "the key was taken by the call before, in the same batch")
+		require.Equal(t, a.ID, out[1].Res.Event.ID)
+		require.Len(t, out[1].Res.Deliveries, 2)
+		require.NoError(t, out[2].Err)
+		require.True(t, out[2].Res.Inserted)
+		if refusal {
+			require.ErrorIs(t, out[3].Err, convoy.ErrNotFound)
+			require.ErrorIs(t, out[4].Err, convoy.ErrDuplicate)
+		}
+		for _, ev := range []*convoy.Event{a, b} {
+			_, err := s.GetEvent(f.ctx, ev.ID)
+			require.NoError(t, err)
+		}
+		_, err := s.GetEvent(f.ctx, again.ID)
+		require.ErrorIs(t, err, convoy.ErrNotFound)
+	}
+	st, err := s.Stats(f.ctx, t0)
+	require.NoError(t, err)
+	require.Equal(t, map[convoy.DeliveryStatus]int{convoy.DeliveryScheduled: 10}, st.Deliveries)
+}
+
+// TestInsertSkipsRemovedEndpoint: a delivery to an endpoint removed
+// meanwhile is skipped, in a batch as alone.
+func TestInsertSkipsRemovedEndpoint(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 2)
+	ev, ds := newEvent(f)
+	other, otherDs := newEvent(f)
+	require.NoError(t, s.DeleteEndpoint(f.ctx, f.eps[1].ID))
+	out := postgres.InsertTogether(f.ctx, s, []postgres.TestInsert{{Ev: ev, Ds: ds}, {Ev: other, Ds: otherDs}})
+	for _, o := range out {
+		require.NoError(t, o.Err)
+		require.True(t, o.Res.Inserted)
+		require.Len(t, o.Res.Deliveries, 1)
+		require.Equal(t, f.eps[0].ID, o.Res.Deliveries[0].EndpointID)
+	}
+}

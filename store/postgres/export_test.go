@@ -31,10 +31,37 @@ func CommitTogether(ctx context.Context, s *Store, ops []TestOp) []TestOutcome {
 		}
 		batch[i] = o
 	}
-	s.runBatch(batch)
+	s.runRecords(batch)
 	out := make([]TestOutcome, len(ops))
 	for i, o := range batch {
 		out[i] = TestOutcome{Res: o.res, Err: o.err, Panicked: o.panicked}
+	}
+	return out
+}
+
+// TestInsert is one InsertEvent call for InsertTogether.
+type TestInsert struct {
+	Ev *convoy.Event
+	Ds []*convoy.Delivery
+}
+
+// TestInserted is what InsertTogether did with one TestInsert.
+type TestInserted struct {
+	Res convoy.InsertResult
+	Err error
+}
+
+// InsertTogether runs calls as one group commit of InsertEvent, in
+// order, as the committer does with calls that arrive together.
+func InsertTogether(ctx context.Context, s *Store, calls []TestInsert) []TestInserted {
+	batch := make([]*op, len(calls))
+	for i, c := range calls {
+		batch[i] = &op{ctx: ctx, kind: opInsert, ev: c.Ev, ds: c.Ds, done: make(chan struct{})}
+	}
+	s.runInserts(batch)
+	out := make([]TestInserted, len(calls))
+	for i, o := range batch {
+		out[i] = TestInserted{Res: o.ins, Err: o.err}
 	}
 	return out
 }

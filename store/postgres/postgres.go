@@ -36,12 +36,11 @@ type Store struct {
 	log     *slog.Logger
 	closed  atomic.Bool
 
-	// The group committer of Record and Release (committer.go).
-	mu        sync.Mutex
-	queue     []*op
-	wakeC     chan struct{}
-	quit      chan struct{}
-	committed chan struct{}
+	// The group committers of Record and Release, and of InsertEvent
+	// (committer.go); quit stops them.
+	records *committer
+	inserts *committer
+	quit    chan struct{}
 
 	// Wake-ups (wake.go). token is this Store's mark on the notifications
 	// it sends outside a transaction, which its own subscribers need not
@@ -81,13 +80,21 @@ type Options struct {
 	// 1 turns group commit off: each call then commits its own
 	// transaction, in the calling goroutine.
 	RecordBatch int
+	// InsertBatch is the most deliveries that InsertEvent calls made at
+	// the same time store in one statement (an event with more is
+	// stored alone). Zero means DefaultInsertBatch; 1 turns group commit
+	// of InsertEvent off.
+	InsertBatch int
 	// Logger receives the store's warnings (a lost listening connection).
 	// Nil means slog.Default().
 	Logger *slog.Logger
 }
 
-// DefaultRecordBatch is Options.RecordBatch when none is given.
-const DefaultRecordBatch = 256
+// Batch sizes when Options gives none.
+const (
+	DefaultRecordBatch = 256
+	DefaultInsertBatch = 2000
+)
 
 // DefaultSchema is Options.Schema when none is given.
 const DefaultSchema = "convoy"
@@ -106,6 +113,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.RecordBatch <= 0 {
 		c.RecordBatch = DefaultRecordBatch
+	}
+	if c.InsertBatch <= 0 {
+		c.InsertBatch = DefaultInsertBatch
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -165,18 +175,16 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts *Options) 
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
 	s := &Store{
-		pool:      pool,
-		ownPool:   own,
-		opts:      o,
-		ident:     pgx.Identifier{o.Schema}.Sanitize(),
-		log:       o.Logger,
-		wakeC:     make(chan struct{}, 1),
-		quit:      make(chan struct{}),
-		committed: make(chan struct{}),
-		token:     hex.EncodeToString(tok[:]),
-		notifyC:   make(chan struct{}, 1),
-		subs:      make(map[uint64]func()),
-		stop:      make(chan struct{}),
+		pool:    pool,
+		ownPool: own,
+		opts:    o,
+		ident:   pgx.Identifier{o.Schema}.Sanitize(),
+		log:     o.Logger,
+		quit:    make(chan struct{}),
+		token:   hex.EncodeToString(tok[:]),
+		notifyC: make(chan struct{}, 1),
+		subs:    make(map[uint64]func()),
+		stop:    make(chan struct{}),
 	}
 	if o.Migrate {
 		if err := s.Migrate(ctx); err != nil {
@@ -185,7 +193,10 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts *Options) 
 	} else if err := s.checkMigrated(ctx); err != nil {
 		return nil, err
 	}
-	go s.commitLoop()
+	s.records = newCommitter(o.RecordBatch, nil, s.runRecords)
+	s.inserts = newCommitter(o.InsertBatch, func(o *op) int { return max(1, len(o.ds)) }, s.runInserts)
+	go s.records.loop(s.quit)
+	go s.inserts.loop(s.quit)
 	s.wg.Add(1)
 	go s.notifyLoop()
 	return s, nil
@@ -194,7 +205,8 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts *Options) 
 // Schema returns the schema the store's tables are in.
 func (s *Store) Schema() string { return s.opts.Schema }
 
-// Close stops the store: queued Record and Release calls are committed,
+// Close stops the store: queued Record, Release and InsertEvent calls are
+// committed,
 // the wake-up listener ends, and a pool made by Open is closed (a pool
 // passed to New is not). Calls after Close return convoy.ErrClosed, and
 // so does a second Close.
@@ -202,10 +214,15 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return convoy.ErrClosed
 	}
-	s.mu.Lock()
+	for _, c := range []*committer{s.records, s.inserts} {
+		c.mu.Lock() // no call is queued after this
+	}
 	close(s.quit)
-	s.mu.Unlock()
-	<-s.committed
+	for _, c := range []*committer{s.records, s.inserts} {
+		c.mu.Unlock()
+	}
+	<-s.records.done
+	<-s.inserts.done
 	close(s.stop)
 	s.wmu.Lock()
 	l := s.listen

@@ -35,15 +35,28 @@ func (s *Store) wakeOthers() {
 	}
 }
 
+// minNotifyInterval spaces the notifier's wake-ups: a busy store sends
+// about 200 a second, not one per commit, and a subscriber hears of new
+// work at most that much later.
+const minNotifyInterval = 5 * time.Millisecond
+
 // notifyLoop is the notifier goroutine.
 func (s *Store) notifyLoop() {
 	defer s.wg.Done()
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.notifyC:
 		}
+		select {
+		case <-s.stop:
+			return
+		case <-pause.C:
+		}
+		pause.Reset(minNotifyInterval)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.opts.Schema, s.token)
 		cancel()
