@@ -48,7 +48,9 @@ type Attempt struct {
 	Duration  time.Duration
 }
 
-// Success reports whether the attempt got a 2xx response.
+// Success reports whether the attempt got a 2xx response and read it
+// without error: a 2xx whose body was cut off (by Timeout, or a reset) is
+// a failure, with its StatusCode kept.
 func (a *Attempt) Success() bool {
 	return a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300
 }

@@ -276,11 +276,20 @@ func (c Config) validate() error {
 	if c.Retention < 0 {
 		return invalid(ErrInvalidConfig, "Config.Retention", "negative")
 	}
-	if p, ok := c.Retry.(RetryPolicy); ok {
+	switch p := c.Retry.(type) {
+	case RetryPolicy:
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	case *RetryPolicy:
+		if p == nil {
+			return invalid(ErrInvalidConfig, "Config.Retry", "a nil *RetryPolicy")
+		}
 		if err := p.Validate(); err != nil {
 			return err
 		}
 	}
+
 	for _, p := range c.AllowNetworks {
 		if !p.IsValid() {
 			return invalid(ErrInvalidConfig, "Config.AllowNetworks", "invalid prefix")
@@ -330,6 +339,10 @@ type Dispatcher struct {
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
 // It starts nothing: call Start to deliver.
 func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Workers < 0 || cfg.PerEndpoint < 0 || cfg.MaxClaims < 0 || cfg.MaxResponseBytes < 0 || cfg.MaxPayloadBytes < 0 {
+		// Zero means the default; a negative size is a mistake.
+		return nil, invalid(ErrInvalidConfig, "Config", "negative Workers, PerEndpoint, MaxClaims, MaxResponseBytes or MaxPayloadBytes")
+	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err

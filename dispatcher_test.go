@@ -797,3 +797,53 @@ func TestBlockedEndpointURL(t *testing.T) {
 }
 
 func memoryStore() convoy.Store { return memory.New() }
+
+// TestConfigRefusesNilPolicyAndNegativeSizes: a typed nil *RetryPolicy
+// would panic on the first failed attempt; negative sizes are mistakes.
+func TestConfigRefusesNilPolicyAndNegativeSizes(t *testing.T) {
+	for name, cfg := range map[string]convoy.Config{
+		"nil *RetryPolicy":   {Store: memory.New(), Retry: (*convoy.RetryPolicy)(nil)},
+		"empty *RetryPolicy": {Store: memory.New(), Retry: &convoy.RetryPolicy{}},
+		"negative Workers":   {Store: memory.New(), Workers: -1},
+		"negative MaxClaims": {Store: memory.New(), MaxClaims: -3},
+	} {
+		_, err := convoy.New(cfg)
+		require.ErrorIs(t, err, convoy.ErrInvalid, name)
+	}
+}
+
+// panicky is a RetryStrategy, Signer or DeadEndpointPolicy with a bug.
+type panicky struct{}
+
+func (panicky) NextRetry(int) (time.Duration, bool) { panic("retry bug") }
+func (panicky) Sign(convoy.SignInput) (http.Header, error) { panic("signer bug") }
+func (panicky) Dead(convoy.EndpointHealth, bool, time.Time) bool { panic("policy bug") }
+
+// TestPanickingExtensionsDoNotCrash: a bug in a user's Signer,
+// RetryStrategy or DeadEndpoint policy fails the delivery, recorded; it
+// does not take the process down.
+func TestPanickingExtensionsDoNotCrash(t *testing.T) {
+	rc := newStatusReceiver(t, 500)
+	for name, tweak := range map[string]func(*convoy.Config){
+		"signer": func(c *convoy.Config) { c.Signer = panicky{} },
+		"retry":  func(c *convoy.Config) { c.Retry = panicky{} },
+		"policy": func(c *convoy.Config) { c.DeadEndpoint = panicky{} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := setup(t, memoryStore(), tweak)
+			b.endpoint(t, rc.URL, nil)
+			ev := b.send(t, "x", `{}`)
+			id := b.deliveries(t, ev.ID)[0].ID
+			require.Eventually(t, func() bool {
+				dl, err := b.d.GetDelivery(context.Background(), id)
+				require.NoError(t, err)
+				if dl.Status == convoy.DeliveryRetry {
+					b.clock.Advance(time.Minute)
+				}
+				return dl.Status == convoy.DeliveryFailure
+			}, 10*time.Second, 5*time.Millisecond)
+			as := b.attempts(t, id)
+			require.NotEmpty(t, as, "the failure is recorded with its attempt")
+		})
+	}
+}

@@ -155,6 +155,11 @@ func (e *Endpoint) Validate() error {
 	if err := e.Signing.Validate(); err != nil {
 		return err
 	}
+	if e.Signing.Scheme == "" && e.Signing != (Signing{}) {
+		// Without a Scheme the endpoint signs as its app does, so a Hash,
+		// Encoding or Header set here would be shown but never used.
+		return invalid(ErrUnknownScheme, "endpoint.Signing", "set Scheme to override the app's signing, or leave Signing empty")
+	}
 	if e.Retry != nil {
 		if err := e.Retry.Validate(); err != nil {
 			return err
@@ -209,6 +214,11 @@ func ParseEndpointURL(raw string, httpsOnly bool) (*url.URL, error) {
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return nil, invalid(ErrInvalidURL, "URL", "fragment not allowed")
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, invalid(ErrInvalidURL, "URL", "port outside 1-65535")
+		}
+	}
 	return u, nil
 }
 
@@ -252,7 +262,10 @@ func ValidateEventFilter(f string) error {
 		}
 		return nil
 	}
-	return ValidateEventType(f)
+	if err := ValidateEventType(f); err != nil {
+		return invalid(ErrInvalidEventType, "endpoint.EventTypes", "bad entry "+strconv.Quote(f))
+	}
+	return nil
 }
 
 // Clone returns a deep copy of e.
@@ -389,6 +402,21 @@ type EndpointUpdate struct {
 	Retry *RetryPolicy
 }
 
+// check refuses updates whose meaning is unclear: a retry policy without
+// a Kind but with parameters (only &RetryPolicy{} removes the override),
+// and own secrets that are all expired already (they would be dropped,
+// and the endpoint would quietly sign with its app's).
+func (u EndpointUpdate) check(now time.Time) error {
+	if r := u.Retry; r != nil && r.Kind == "" &&
+		(r.Interval != 0 || r.Multiplier != 0 || r.MaxInterval != 0 || r.Jitter != 0 || r.Limit != 0 || len(r.Schedule) > 0) {
+		return invalid(ErrInvalidRetry, "EndpointUpdate.Retry", "no Kind; &RetryPolicy{} removes the override")
+	}
+	if u.Secrets != nil && len(*u.Secrets) > 0 && len(liveSecrets(*u.Secrets, now)) == 0 {
+		return invalid(ErrInvalidSecret, "EndpointUpdate.Secrets", "every secret given has expired")
+	}
+	return nil
+}
+
 // apply sets the fields u names on e, as of now.
 func (u EndpointUpdate) apply(e *Endpoint, now time.Time) {
 	if u.URL != nil {
@@ -430,6 +458,9 @@ func (u EndpointUpdate) apply(e *Endpoint, now time.Time) {
 // nothing changed, and ErrNotFound for an unknown endpoint.
 func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate) (*Endpoint, error) {
 	if err := ValidateID("endpointID", id); err != nil {
+		return nil, err
+	}
+	if err := u.check(d.clock.Now()); err != nil {
 		return nil, err
 	}
 	cur, err := d.store.GetEndpoint(ctx, id)

@@ -230,3 +230,55 @@ func TestEventTypeWildcardFilter(t *testing.T) {
 func newStatusReceiver(t *testing.T, status int) *testutil.Receiver {
 	return testutil.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) })
 }
+
+// TestEndpointSettingsThatWouldMislead: settings that would be stored but
+// act otherwise than they read are refused.
+func TestEndpointSettingsThatWouldMislead(t *testing.T) {
+	b := setup(t, memoryStore(), nil)
+	ctx := context.Background()
+	ep := b.endpoint(t, "https://example.com/hooks", nil)
+	expired := []convoy.Secret{{Value: "endpoint-own-secret-0123456789", ExpiresAt: b.clock.Now().Add(-time.Hour)}}
+	for name, c := range map[string]struct {
+		add  convoy.Endpoint
+		upd  convoy.EndpointUpdate
+		want error
+	}{
+		// Two spellings of one header: which one a receiver reads is chance.
+		"headers differing in case": {
+			add: convoy.Endpoint{Headers: map[string]string{"X-Tenant": "a", "x-tenant": "b"}},
+			upd: convoy.EndpointUpdate{Headers: &map[string]string{"X-Tenant": "a", "x-tenant": "b"}}, want: convoy.ErrInvalidHeader},
+		"headers differing in - and _": {
+			add: convoy.Endpoint{Headers: map[string]string{"X-Tenant": "a", "X_Tenant": "b"}},
+			upd: convoy.EndpointUpdate{Headers: &map[string]string{"X-Tenant": "a", "X_Tenant": "b"}}, want: convoy.ErrInvalidHeader},
+		// A hash without a scheme would be shown and never used.
+		"hash without scheme": {
+			add: convoy.Endpoint{Signing: convoy.Signing{Hash: "MD5"}},
+			upd: convoy.EndpointUpdate{Signing: &convoy.Signing{Hash: "MD5"}}, want: convoy.ErrUnknownScheme},
+		"port out of range": {
+			add: convoy.Endpoint{URL: "http://example.com:99999/"},
+			upd: convoy.EndpointUpdate{URL: convoy.Ptr("http://example.com:0/")}, want: convoy.ErrInvalidURL},
+	} {
+		add := c.add
+		if add.URL == "" {
+			add.URL = "https://example.com/hooks"
+		}
+		_, err := b.d.AddEndpoint(ctx, b.app.ID, add)
+		require.ErrorIs(t, err, c.want, name)
+		_, err = b.d.UpdateEndpoint(ctx, ep.ID, c.upd)
+		require.ErrorIs(t, err, c.want, name)
+	}
+	// A retry policy without a Kind but with parameters is ambiguous: only
+	// &RetryPolicy{} removes the override.
+	_, err := b.d.UpdateEndpoint(ctx, ep.ID, convoy.EndpointUpdate{Retry: &convoy.RetryPolicy{Limit: 3}})
+	require.ErrorIs(t, err, convoy.ErrInvalidRetry)
+	// Own secrets that are all expired would be dropped, and the endpoint
+	// would sign with its app's secret without a word.
+	_, err = b.d.UpdateEndpoint(ctx, ep.ID, convoy.EndpointUpdate{Secrets: &expired})
+	require.ErrorIs(t, err, convoy.ErrInvalidSecret)
+	got, err := b.d.GetEndpoint(ctx, ep.ID)
+	require.NoError(t, err)
+	require.Equal(t, ep, got, "nothing changed")
+
+	_, _, err = b.d.ListEvents(ctx, convoy.EventQuery{CreatedFrom: b.clock.Now(), CreatedTo: b.clock.Now().Add(-time.Hour)}, convoy.Page{})
+	require.ErrorIs(t, err, convoy.ErrInvalid, "an inverted time range")
+}

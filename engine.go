@@ -309,7 +309,7 @@ func (d *Dispatcher) decide(t *Transition, dl *Delivery, ep *Endpoint, out outco
 	if ep.Retry != nil {
 		strategy = *ep.Retry
 	}
-	wait, again := strategy.NextRetry(dl.RoundAttempts + 1)
+	wait, again := d.nextRetry(strategy, dl)
 	if out.gone || out.blocked {
 		again = false
 	}
@@ -329,6 +329,33 @@ func (d *Dispatcher) decide(t *Transition, dl *Delivery, ep *Endpoint, out outco
 	t.EndpointStatus = d.failurePolicy(t.Status == DeliveryFailure, now)
 }
 
+// nextRetry asks the strategy for the next wait. A panicking strategy (a
+// bug in user code) ends the delivery in Failure, from where it can be
+// re-sent, rather than crashing the process.
+func (d *Dispatcher) nextRetry(s RetryStrategy, dl *Delivery) (wait time.Duration, again bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			wait, again = 0, false
+			d.log.LogAttrs(context.Background(), slog.LevelError, "convoy: the RetryStrategy panicked; the delivery ends in Failure",
+				slog.String("delivery_id", dl.ID), slog.String("panic", fmt.Sprint(r)))
+		}
+	}()
+	return s.NextRetry(dl.RoundAttempts + 1)
+}
+
+// dead asks the DeadEndpoint policy; a panicking policy keeps the endpoint
+// as it is.
+func (d *Dispatcher) dead(h EndpointHealth, exhausted bool, now time.Time) (dead bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			dead = false
+			d.log.LogAttrs(context.Background(), slog.LevelError, "convoy: the DeadEndpoint policy panicked; the endpoint keeps its status",
+				slog.String("panic", fmt.Sprint(r)))
+		}
+	}()
+	return d.cfg.DeadEndpoint.Dead(h, exhausted, now)
+}
+
 // failurePolicy returns the endpoint rule after a failure: a pending
 // endpoint dies with its next exhausted delivery, others as the
 // DeadEndpoint policy says.
@@ -339,7 +366,7 @@ func (d *Dispatcher) failurePolicy(exhausted bool, now time.Time) func(Endpoint)
 			return e.Status
 		case e.Status == EndpointPending && exhausted:
 			return EndpointInactive
-		case d.cfg.DeadEndpoint.Dead(e.Health, exhausted, now):
+		case d.dead(e.Health, exhausted, now):
 			return EndpointInactive
 		}
 		return e.Status

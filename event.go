@@ -266,6 +266,9 @@ func (d *Dispatcher) ListEvents(ctx context.Context, q EventQuery, page Page) ([
 			return nil, "", err
 		}
 	}
+	if !q.CreatedFrom.IsZero() && !q.CreatedTo.IsZero() && !q.CreatedFrom.Before(q.CreatedTo) {
+		return nil, "", invalid(ErrInvalid, "EventQuery", "CreatedFrom must be before CreatedTo")
+	}
 	return d.store.ListEvents(ctx, q, page)
 }
 

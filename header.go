@@ -2,6 +2,7 @@ package convoy
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -93,7 +94,13 @@ func validateHeaders(h map[string]string) error {
 	if len(h) > maxHeaders {
 		return invalid(ErrInvalidHeader, "endpoint.Headers", "too many")
 	}
+	seen := make(map[string]string, len(h))
 	for k, v := range h {
+		if other, dup := seen[headerKey(k)]; dup {
+			// Which of the two a receiver would read is up to chance.
+			return &HeaderError{Field: "endpoint.Headers", Name: k, Reason: "the same header as " + strconv.Quote(other)}
+		}
+		seen[headerKey(k)] = k
 		if k == "" || len(k) > maxHeaderNameLen || !validHeaderName(k) {
 			return &HeaderError{Field: "endpoint.Headers", Name: k, Reason: "not a header name"}
 		}

@@ -36,7 +36,7 @@ const (
 	ReasonGone StatusReason = "gone"
 	// ReasonRecovered: a pending endpoint answered with success.
 	ReasonRecovered StatusReason = "recovered"
-	// ReasonManual: set through SetEndpointStatus or UpdateEndpoint.
+	// ReasonManual: set by hand through SetEndpointStatus.
 	ReasonManual StatusReason = "manual"
 	// ReasonResend: re-sending to an inactive endpoint made it pending.
 	ReasonResend StatusReason = "resend"

@@ -143,7 +143,7 @@ func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Ev
 	if len(secrets) == 0 {
 		return h, errors.New("convoy: no live secret to sign with")
 	}
-	sig, err := d.cfg.Signer.Sign(SignInput{
+	sig, err := safeSign(d.cfg.Signer, SignInput{
 		Signing: signing, Secrets: secrets, MessageID: dl.ID, Body: ev.Data, Time: now,
 	})
 	if err != nil {
@@ -153,6 +153,18 @@ func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Ev
 		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
 	return h, nil
+}
+
+// safeSign calls the Signer, turning a panic into an error: a bug in a
+// user's Signer fails the attempt, it does not crash the process (which
+// would crash again on every restart, on the same delivery).
+func safeSign(s Signer, in SignInput) (h http.Header, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h, err = nil, fmt.Errorf("the Signer panicked: %v", r)
+		}
+	}()
+	return s.Sign(in)
 }
 
 // signingFor returns the live secrets and the signing choice for an
