@@ -815,8 +815,8 @@ func TestConfigRefusesNilPolicyAndNegativeSizes(t *testing.T) {
 // panicky is a RetryStrategy, Signer or DeadEndpointPolicy with a bug.
 type panicky struct{}
 
-func (panicky) NextRetry(int) (time.Duration, bool) { panic("retry bug") }
-func (panicky) Sign(convoy.SignInput) (http.Header, error) { panic("signer bug") }
+func (panicky) NextRetry(int) (time.Duration, bool)              { panic("retry bug") }
+func (panicky) Sign(convoy.SignInput) (http.Header, error)       { panic("signer bug") }
 func (panicky) Dead(convoy.EndpointHealth, bool, time.Time) bool { panic("policy bug") }
 
 // TestPanickingExtensionsDoNotCrash: a bug in a user's Signer,
