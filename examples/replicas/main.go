@@ -57,15 +57,18 @@ type options struct {
 }
 
 func main() {
-	o := options{dsn: os.Getenv("DATABASE_URL")}
-	if o.dsn == "" {
-		o.dsn = defaultDSN
-	}
-	flag.StringVar(&o.dsn, "dsn", o.dsn, "PostgreSQL connection string (default $DATABASE_URL or the local server)")
+	var o options
+	flag.StringVar(&o.dsn, "dsn", "", "PostgreSQL connection string (default $DATABASE_URL, or "+defaultDSN+")")
 	flag.StringVar(&o.schema, "schema", "convoy_replicas_example", "schema for convoy's tables and the orders table")
 	flag.IntVar(&o.replicas, "replicas", 3, "dispatchers sharing the schema")
 	flag.BoolVar(&o.keep, "keep", false, "keep the schema at the end, to look at it with psql")
 	flag.Parse()
+	if o.dsn == "" {
+		o.dsn = os.Getenv("DATABASE_URL")
+	}
+	if o.dsn == "" {
+		o.dsn = defaultDSN
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := run(ctx, os.Stdout, o); err != nil {
@@ -237,7 +240,8 @@ func startReplica(ctx context.Context, o options, name string, delivered *delive
 	r := &replica{name: name, pool: pool}
 	if err := pool.Ping(ctx); err != nil {
 		r.close()
-		return nil, fmt.Errorf("%s: PostgreSQL at %s: %w", name, o.dsn, err)
+		cfg := pool.Config().ConnConfig
+		return nil, fmt.Errorf("%s: PostgreSQL at %s:%d: %w", name, cfg.Host, cfg.Port, err)
 	}
 	r.store, err = postgres.New(ctx, pool, &postgres.Options{Schema: o.schema, Migrate: true})
 	if err != nil {

@@ -53,6 +53,11 @@ const (
 	// another process must arrive at least Lease - claimSlack after the
 	// first try: its lease, which began before that try, had to expire.
 	claimSlack = time.Second
+	// mpPoll is the replicas' PollInterval, longer than the whole test:
+	// the events the test sends reach them only through the store's
+	// cross-process wake-ups (LISTEN/NOTIFY), and what is due later
+	// (retries, expired leases) through their NextDue timers.
+	mpPoll = 5 * time.Minute
 	// mpDrain bounds the time from the last Send to every delivery final.
 	mpDrain = 45 * time.Second
 )
@@ -76,6 +81,9 @@ var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 //   - every duplicate 2xx is explained by such a kill;
 //   - no endpoint ever had more than PerEndpoint attempts in flight, all
 //     processes together.
+//
+// The replicas poll the store once per mpPoll, longer than the test, so
+// the events reach them through cross-process wake-ups.
 func TestMultiProcess(t *testing.T) {
 	replicaBinary(t) // build before the clock starts
 	ctx := context.Background()
@@ -97,7 +105,7 @@ func TestMultiProcess(t *testing.T) {
 	args := []string{
 		"-dsn", db.dsn, "-schema", db.schema,
 		"-workers", strconv.Itoa(mpWorkers), "-per-endpoint", strconv.Itoa(mpPerEndpoint),
-		"-timeout", mpTimeout.String(), "-lease", mpLease.String(), "-poll", "500ms",
+		"-timeout", mpTimeout.String(), "-lease", mpLease.String(), "-poll", mpPoll.String(),
 		"-retry-every", "100ms", "-retries", "20",
 	}
 	procs := make([]*process, mpProcesses) // the current incarnation of each

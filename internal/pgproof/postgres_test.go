@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -29,6 +30,15 @@ func dsn() string {
 	return defaultDSN
 }
 
+// redacted returns a connection string fit for a message: a URL without
+// its password, or a mention of a key=value string.
+func redacted(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		return u.Redacted()
+	}
+	return "(the key=value connection string of CONVOY_TEST_POSTGRES)"
+}
+
 // database is a fresh schema of the test's own, with a pool to reach it.
 type database struct {
 	dsn    string
@@ -44,9 +54,9 @@ func newDatabase(t *testing.T) *database {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, dsn())
-	require.NoError(t, err, "PostgreSQL connection string %q (set CONVOY_TEST_POSTGRES)", dsn())
+	require.NoError(t, err, "PostgreSQL connection string %s (set CONVOY_TEST_POSTGRES)", redacted(dsn()))
 	t.Cleanup(pool.Close)
-	require.NoError(t, pool.Ping(ctx), "PostgreSQL is unreachable at %q: these tests need it (set CONVOY_TEST_POSTGRES)", dsn())
+	require.NoError(t, pool.Ping(ctx), "PostgreSQL is unreachable at %s: these tests need it (set CONVOY_TEST_POSTGRES)", redacted(dsn()))
 
 	var b [6]byte
 	_, _ = rand.Read(b[:])

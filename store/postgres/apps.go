@@ -143,6 +143,11 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 		if err != nil {
 			return s.wrap(err)
 		}
+		if _, err := tx.Exec(ctx, s.q(`
+			SELECT 1 FROM {s}.endpoint_state WHERE endpoint_id IN (SELECT id FROM {s}.endpoints WHERE app_id = $1)
+			ORDER BY endpoint_id FOR UPDATE`), id); err != nil {
+			return s.wrap(err)
+		}
 		if _, err := tx.Exec(ctx, s.q(`SELECT 1 FROM {s}.endpoints WHERE app_id = $1 ORDER BY id FOR UPDATE`), id); err != nil {
 			return s.wrap(err)
 		}
@@ -181,7 +186,14 @@ func (s *Store) ListApps(ctx context.Context, page convoy.Page) ([]*convoy.App, 
 	return pageOut(out, n, func(a *convoy.App) string { return a.ID })
 }
 
-const endpointCols = `id, app_id, url, description, status, event_types, headers, secrets, signing, retry, health, created_at, updated_at`
+// endpointCols are the columns of an endpoint's row (its health is in
+// endpoint_state); selectEndpoint reads both, for scanEndpoint.
+const (
+	endpointCols   = `id, app_id, url, description, status, event_types, headers, secrets, signing, retry, created_at, updated_at`
+	selectEndpoint = `SELECT e.id, e.app_id, e.url, e.description, e.status, e.event_types, e.headers, e.secrets, e.signing,
+		e.retry, s.health, e.created_at, e.updated_at
+		FROM {s}.endpoints e JOIN {s}.endpoint_state s ON s.endpoint_id = e.id`
+)
 
 func scanEndpoint(row pgx.Row) (*convoy.Endpoint, error) {
 	var (
@@ -253,13 +265,15 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 	_, err := s.pool.Exec(ctx, s.q(`
 		WITH ins AS (
 			INSERT INTO {s}.endpoints (`+endpointCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-			RETURNING 1
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			RETURNING id
+		), st AS (
+			INSERT INTO {s}.endpoint_state (endpoint_id, health) SELECT id, $13 FROM ins
 		)
 		SELECT {s}.add_counts($14) FROM ins`),
 		ep.ID, ep.AppID, ep.URL, ep.Description, ep.Status, mustJSON(ep.EventTypes), mustJSON(ep.Headers),
 		encodeSecrets(ep.Secrets), mustJSON(ep.Signing), encodeRetry(ep.Retry),
-		encodeHealth(convoy.EndpointHealth{}), nanos(ep.CreatedAt), nanos(ep.UpdatedAt), c.array())
+		nanos(ep.CreatedAt), nanos(ep.UpdatedAt), encodeHealth(convoy.EndpointHealth{}), c.array())
 	switch code, constraint := pgErr(err); {
 	case code == codeUniqueViolation:
 		return duplicate("endpoint", ep.ID)
@@ -277,7 +291,7 @@ func (s *Store) GetEndpoint(ctx context.Context, id string) (*convoy.Endpoint, e
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	e, err := scanEndpoint(s.pool.QueryRow(ctx, s.q(`SELECT `+endpointCols+` FROM {s}.endpoints WHERE id = $1`), id))
+	e, err := scanEndpoint(s.pool.QueryRow(ctx, s.q(selectEndpoint+` WHERE e.id = $1`), id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("endpoint", id)
 	}
@@ -302,7 +316,11 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.E
 	}
 	var out *convoy.Endpoint
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		e, err := scanEndpoint(tx.QueryRow(ctx, s.q(`SELECT `+endpointCols+` FROM {s}.endpoints WHERE id = $1 FOR NO KEY UPDATE`), id))
+		// endpoint_state first: it is the endpoint's lock (see the schema).
+		if _, err := tx.Exec(ctx, s.q(`SELECT 1 FROM {s}.endpoint_state WHERE endpoint_id = $1 FOR NO KEY UPDATE`), id); err != nil {
+			return s.wrap(err)
+		}
+		e, err := scanEndpoint(tx.QueryRow(ctx, s.q(selectEndpoint+` WHERE e.id = $1 FOR NO KEY UPDATE OF e`), id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("endpoint", id)
 		}
@@ -354,6 +372,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 		return err
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, s.q(`SELECT 1 FROM {s}.endpoint_state WHERE endpoint_id = $1 FOR UPDATE`), id); err != nil {
+			return s.wrap(err)
+		}
 		var st convoy.EndpointStatus
 		err := tx.QueryRow(ctx, s.q(`SELECT status FROM {s}.endpoints WHERE id = $1 FOR UPDATE`), id).Scan(&st)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -387,7 +408,7 @@ func (s *Store) ListEndpoints(ctx context.Context, appID string, page convoy.Pag
 		return nil, "", err
 	}
 	n := page.Size()
-	rows, err := s.pool.Query(ctx, s.q(`SELECT `+endpointCols+` FROM {s}.endpoints WHERE app_id = $1 AND id > $2 ORDER BY id LIMIT $3`),
+	rows, err := s.pool.Query(ctx, s.q(selectEndpoint+` WHERE e.app_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`),
 		appID, after, n+1)
 	if err != nil {
 		return nil, "", s.wrap(err)

@@ -18,19 +18,22 @@ import (
 // committed together by one goroutine, in one transaction of two round
 // trips, whatever their number:
 //
-//  1. BEGIN; lock the endpoints of the batch's deliveries, then the
-//     deliveries (SELECT ... FOR NO KEY UPDATE, in ID order, so that
-//     batches of several processes cannot deadlock).
-//  2. Insert the attempts, update the deliveries and the endpoints (one
-//     statement each, from arrays), add the counters; COMMIT.
+//  1. BEGIN; lock the endpoint_state rows of the batch's endpoints, then
+//     the deliveries (SELECT ... FOR NO KEY UPDATE, in ID order, so that
+//     batches of several processes cannot deadlock), and read the
+//     endpoints.
+//  2. Insert the attempts, update the deliveries and the endpoints'
+//     health (and status, when it changed), one statement each from
+//     arrays, add the counters; COMMIT.
 //
 // Between the two, each call is checked and applied on its own, in
 // order: one whose lease was lost gets ErrLeaseLost and changes nothing,
 // and the others go on. An endpoint's health is folded through the
 // batch's attempts to it in order, so each EndpointStatus callback sees
 // the health with its own attempt (and those before it in the batch),
-// and the endpoint's row is written once per batch: a busy endpoint costs
-// one row update per transaction, not one per delivery.
+// and the endpoint's health row is written once per batch: a busy
+// endpoint costs one small row update per transaction, not one per
+// delivery.
 
 type opKind uint8
 
@@ -269,7 +272,9 @@ type dstate struct {
 
 // estate is what a batch knows of an endpoint it locked.
 type estate struct {
-	ep      *convoy.Endpoint
+	ep *convoy.Endpoint
+	// stored is the status as stored; changed reports a new health.
+	stored  convoy.EndpointStatus
 	changed bool
 }
 
@@ -308,9 +313,13 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	if len(recIDs) > 0 {
-		b.Queue(s.q(`SELECT `+endpointCols+` FROM {s}.endpoints
-			WHERE id IN (SELECT endpoint_id FROM {s}.deliveries WHERE id = ANY ($1))
-			ORDER BY id FOR NO KEY UPDATE`), recIDs)
+		// endpoint_state is the endpoint's lock (see the schema); the
+		// endpoint's own row is read, not locked: its status changes
+		// only under that lock, and the rest is settings.
+		b.Queue(s.q(`SELECT endpoint_id FROM {s}.endpoint_state
+			WHERE endpoint_id IN (SELECT endpoint_id FROM {s}.deliveries WHERE id = ANY ($1))
+			ORDER BY endpoint_id FOR NO KEY UPDATE`), recIDs)
+		b.Queue(s.q(selectEndpoint+` WHERE e.id IN (SELECT endpoint_id FROM {s}.deliveries WHERE id = ANY ($1))`), recIDs)
 	}
 	b.Queue(s.q(`SELECT id, endpoint_id, status, lease_id, attempts, round_attempts, claims, next_attempt_at,
 			last_error, updated_at
@@ -323,6 +332,9 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 			return err
 		}
 		if len(recIDs) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 			rows, err := br.Query()
 			if err != nil {
 				return err
@@ -332,7 +344,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 				return err
 			}
 			for _, e := range list {
-				eps[e.ID] = &estate{ep: e}
+				eps[e.ID] = &estate{ep: e, stored: e.Status}
 			}
 		}
 		rows, err := br.Query()
@@ -447,8 +459,11 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 		b.Queue(s.q(insertAttemptsSQL), attemptArgs(attempts)...)
 	}
 	b.Queue(s.q(updateDeliveriesSQL), deliveryArgs(ds)...)
-	if args := endpointArgs(eps); args != nil {
-		b.Queue(s.q(updateEndpointsSQL), args...)
+	if args := healthArgs(eps); args != nil {
+		b.Queue(s.q(updateHealthSQL), args...)
+	}
+	if args := statusArgs(eps); args != nil {
+		b.Queue(s.q(updateStatusSQL), args...)
 	}
 	if !c.zero() {
 		b.Queue(s.q(`SELECT {s}.add_counts($1)`), c.array())
@@ -537,23 +552,41 @@ func deliveryArgs(ds map[string]*dstate) []any {
 	return []any{ids, sts, att, round, claims, next, errs, updated, due}
 }
 
-const updateEndpointsSQL = `
-UPDATE {s}.endpoints e SET status = u.status, health = u.health
-FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS u(id, status, health)
-WHERE e.id = u.id`
+const updateHealthSQL = `
+UPDATE {s}.endpoint_state e SET health = u.health
+FROM unnest($1::uuid[], $2::jsonb[]) AS u(id, health)
+WHERE e.endpoint_id = u.id`
 
-func endpointArgs(eps map[string]*estate) []any {
+func healthArgs(eps map[string]*estate) []any {
 	var (
-		ids, sts []string
-		health   [][]byte
+		ids    []string
+		health [][]byte
 	)
 	for id, e := range eps {
 		if e.changed {
-			ids, sts, health = append(ids, id), append(sts, string(e.ep.Status)), append(health, encodeHealth(e.ep.Health))
+			ids, health = append(ids, id), append(health, encodeHealth(e.ep.Health))
 		}
 	}
 	if ids == nil {
 		return nil
 	}
-	return []any{ids, sts, health}
+	return []any{ids, health}
+}
+
+const updateStatusSQL = `
+UPDATE {s}.endpoints e SET status = u.status
+FROM unnest($1::uuid[], $2::text[]) AS u(id, status)
+WHERE e.id = u.id`
+
+func statusArgs(eps map[string]*estate) []any {
+	var ids, sts []string
+	for id, e := range eps {
+		if e.ep.Status != e.stored {
+			ids, sts = append(ids, id), append(sts, string(e.ep.Status))
+		}
+	}
+	if ids == nil {
+		return nil
+	}
+	return []any{ids, sts}
 }

@@ -16,8 +16,8 @@
 //
 // The tables live in one schema, "convoy" unless [Options].Schema names
 // another, so they can sit in the application's database beside its own
-// tables: apps, endpoints, events, deliveries, attempts, counts and
-// schema_migrations. The schema is versioned by SQL migrations embedded in
+// tables: apps, endpoints, endpoint_state, events, deliveries, attempts,
+// counts and schema_migrations. The schema is versioned by SQL migrations embedded in
 // this package (migrations/NNNN_name.sql). [Store.Migrate] applies those
 // a schema lacks, all in one transaction, under a transaction-scoped
 // advisory lock: several processes starting at once migrate once, and a
@@ -90,15 +90,17 @@
 //
 // # No hot rows
 //
-// An endpoint's health and status are one row, which every Record of an
-// attempt to it updates in its transaction, and the EndpointStatus
-// callback sees the health with that attempt, with the row locked, as the
-// contract says. Within a batch the health is folded through the batch's
-// attempts in order and the row is written once, so a busy endpoint costs
-// one row lock per batch, not one per delivery: a batch to one endpoint
-// takes no longer than a batch spread over fifty (see
-// BenchmarkRecordHotEndpoint). Without group commit the row lock, held
-// until the commit is flushed, serialises the Records of one endpoint.
+// An endpoint's health is a narrow row of endpoint_state, which every
+// Record of an attempt to it updates in its transaction; that row is also
+// the endpoint's lock, so the EndpointStatus callback sees the health with
+// that attempt, and the status, as no other transaction can change them,
+// as the contract says. Within a batch the health is folded through the
+// batch's attempts in order and the row is written once, so a busy
+// endpoint costs one small row update per batch, not one per delivery: a
+// batch to one endpoint takes no longer than a batch spread over fifty
+// (see BenchmarkRecordHotEndpoint). Without group commit the row lock,
+// held until the commit is flushed, serialises the Records of one
+// endpoint.
 //
 // The Stats counters are 64 rows (shards) of the counts table. A
 // transaction adds its changes to one shard that no other transaction

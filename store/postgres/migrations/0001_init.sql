@@ -33,9 +33,6 @@ CREATE TABLE endpoints (
     secrets     jsonb NOT NULL,
     signing     jsonb NOT NULL,
     retry       jsonb,
-    -- health is rewritten by every Record transaction that attempts a
-    -- delivery to the endpoint (once per group commit, not per delivery).
-    health      jsonb NOT NULL,
     created_at  bigint,
     updated_at  bigint,
     -- The target of the deliveries' (endpoint_id, app_id) foreign key: a
@@ -43,6 +40,16 @@ CREATE TABLE endpoints (
     UNIQUE (id, app_id)
 );
 CREATE INDEX endpoints_app ON endpoints (app_id, id);
+
+-- endpoint_state is the part of an endpoint that every Record of an
+-- attempt to it rewrites (once per group commit, not once per delivery):
+-- a narrow row of its own, so that rewrite is small. Its row is also the
+-- endpoint's lock: whatever reads and may change an endpoint's status
+-- (Record, UpdateEndpoint, DeleteEndpoint, DeleteApp) locks it first.
+CREATE TABLE endpoint_state (
+    endpoint_id uuid PRIMARY KEY REFERENCES endpoints ON DELETE CASCADE,
+    health      jsonb NOT NULL
+);
 
 CREATE TABLE events (
     id              uuid PRIMARY KEY,
