@@ -135,6 +135,9 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 
 // ListApps lists apps in ID order, a page at a time.
 func (s *Store) ListApps(ctx context.Context, page convoy.Page) ([]*convoy.App, string, error) {
+	if err := idCursor(page); err != nil {
+		return nil, "", err
+	}
 	var (
 		apps []*convoy.App
 		next string
@@ -274,6 +277,9 @@ func (s *Store) ListEndpoints(ctx context.Context, appID string, page convoy.Pag
 	if err := convoy.ValidateID("app ID", appID); err != nil {
 		return nil, "", err
 	}
+	if err := idCursor(page); err != nil {
+		return nil, "", err
+	}
 	var (
 		eps  []*convoy.Endpoint
 		next string
@@ -296,4 +302,12 @@ func (s *Store) ListEndpoints(ctx context.Context, appID string, page convoy.Pag
 		return nil, "", err
 	}
 	return eps, next, nil
+}
+
+// idCursor checks the cursor of a list ordered by ID: an ID, or empty.
+func idCursor(page convoy.Page) error {
+	if page.Cursor == "" {
+		return nil
+	}
+	return convoy.ValidateID("Page.Cursor", page.Cursor)
 }

@@ -229,6 +229,9 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 
 // ListApps implements [convoy.Store].
 func (s *Store) ListApps(ctx context.Context, page convoy.Page) ([]*convoy.App, string, error) {
+	if err := idCursor(page); err != nil {
+		return nil, "", err
+	}
 	if err := s.lock(ctx); err != nil {
 		return nil, "", err
 	}
@@ -382,6 +385,9 @@ func (s *Store) ListEndpoints(ctx context.Context, appID string, page convoy.Pag
 	if err := convoy.ValidateID("app ID", appID); err != nil {
 		return nil, "", err
 	}
+	if err := idCursor(page); err != nil {
+		return nil, "", err
+	}
 	if err := s.lock(ctx); err != nil {
 		return nil, "", err
 	}
@@ -412,4 +418,12 @@ func (s *Store) Close() error {
 	s.appIndex = idIndex{}
 	s.due = nil
 	return nil
+}
+
+// idCursor checks the cursor of a list ordered by ID: an ID, or empty.
+func idCursor(page convoy.Page) error {
+	if page.Cursor == "" {
+		return nil
+	}
+	return convoy.ValidateID("Page.Cursor", page.Cursor)
 }

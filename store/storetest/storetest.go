@@ -105,6 +105,7 @@ func suite() []group {
 			{"PageSizes", testPageSizes},
 			{"Attempts", testListAttempts},
 			{"AttemptsNewestFirst", testListAttemptsNewestFirst},
+			{"MalformedCursor", testMalformedCursor},
 		}},
 		{"Claim", []testCase{
 			{"DueOnly", testClaimDueOnly},
