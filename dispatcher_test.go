@@ -22,7 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/convoykit/convoy"
-	"github.com/convoykit/convoy/internal/fakeclock"
+	"github.com/convoykit/convoy/convoytest"
 	"github.com/convoykit/convoy/internal/testutil"
 	"github.com/convoykit/convoy/store/bolt"
 	"github.com/convoykit/convoy/store/memory"
@@ -48,11 +48,6 @@ func TestMain(m *testing.M) {
 // testSecrets are the secrets tests set by hand; no log line may show them.
 var testSecrets = []string{"hand-set-secret-0123456789", "s3cr3t-passw0rd"}
 
-// fakeClock adapts fakeclock.Clock to convoy.Clock.
-type fakeClock struct{ *fakeclock.Clock }
-
-func (c fakeClock) NewTimer(d time.Duration) convoy.Timer { return c.Clock.NewTimer(d) }
-
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 
 // storeKinds lists the stores tests run against where the store matters.
@@ -71,7 +66,7 @@ var storeKinds = []struct {
 type bundle struct {
 	d     *convoy.Dispatcher
 	store convoy.Store
-	clock fakeClock
+	clock *convoytest.Clock
 	app   *convoy.App
 }
 
@@ -79,7 +74,7 @@ type bundle struct {
 // tweak may change the config before New.
 func setup(t *testing.T, st convoy.Store, tweak func(*convoy.Config)) *bundle {
 	t.Helper()
-	clk := fakeClock{fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	clk := convoytest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := convoy.Config{
 		Store:         st,
 		Workers:       8,
@@ -639,7 +634,7 @@ func TestAbandonedDispatcherWorkIsTakenOver(t *testing.T) {
 	st1, err := bolt.Open(path, nil)
 	require.NoError(t, err)
 	cs := &crashable{Store: st1}
-	clk := fakeClock{fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	clk := convoytest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 
 	var mu sync.Mutex
 	hanging := true

@@ -4,7 +4,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/convoykit/convoy/internal/fakeclock"
+	"github.com/convoykit/convoy"
+	"github.com/convoykit/convoy/convoytest"
 )
 
 // SchedClock is a fake clock for tests that move time under a running
@@ -23,7 +24,7 @@ import (
 // NewTimer is meant for one sleeper (the scheduler); Now may be called by
 // anyone. A SchedClock is safe for concurrent use.
 type SchedClock struct {
-	*fakeclock.Clock
+	*convoytest.Clock
 
 	mu    sync.Mutex
 	armed time.Time // clock reading at the last NewTimer
@@ -33,12 +34,12 @@ type SchedClock struct {
 
 // NewSchedClock returns a SchedClock reading start.
 func NewSchedClock(start time.Time) *SchedClock {
-	return &SchedClock{Clock: fakeclock.New(start)}
+	return &SchedClock{Clock: convoytest.NewClock(start)}
 }
 
 // NewTimer returns a timer that fires d after the time the scheduler read
 // before arming it (see SchedClock).
-func (c *SchedClock) NewTimer(d time.Duration) *fakeclock.Timer {
+func (c *SchedClock) NewTimer(d time.Duration) convoy.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.Clock.Now()
