@@ -10,7 +10,9 @@
 // schedule, marks endpoints that keep failing as inactive (dead), keeps the
 // events that would have gone to them as Discarded, and re-sends them on
 // request once the endpoint is back. There is no server to run: storage is
-// a [Store], in memory (store/memory) or in one bbolt file (store/bolt).
+// a [Store], in memory (store/memory), in one bbolt file (store/bolt), or in
+// a PostgreSQL database shared by several replicas (store/postgres, its own
+// module).
 //
 // # Lifecycle
 //
@@ -37,9 +39,27 @@
 // # Stores
 //
 // [Store] is the one storage contract, defined here and implemented by
-// store/memory (tests, or queues you may lose on exit) and store/bolt (one
+// store/memory (tests, or queues you may lose on exit), store/bolt (one
 // file, group commit, a due-time index so claiming never scans the
-// backlog). store/storetest is the conformance suite both pass.
+// backlog) and store/postgres (many processes, one queue: FOR UPDATE SKIP
+// LOCKED claims, LISTEN/NOTIFY wake-ups). store/storetest is the
+// conformance suite all of them pass.
+//
+// # Sending inside your transaction
+//
+// [SendTx] writes the event and its deliveries in a transaction of the
+// caller's (a pgx.Tx on store/postgres, a *bbolt.Tx on store/bolt), so the
+// webhook goes out if and only if the caller's own writes commit: an
+// outbox without an outbox table. The root package imports no driver; a
+// store offers it through the [TxInserter] capability.
+//
+// # Reading the history
+//
+// [Dispatcher.ListEvents], [Dispatcher.ListDeliveries] and
+// [Dispatcher.ListAttempts] list newest first, each page one indexed store
+// query; [Dispatcher.LastAttempt] is the latest try of a delivery.
+// [Dispatcher.Stats] adds the recent success rate per endpoint. Tests drive
+// time with convoytest.Clock.
 //
 // # Signing
 //
