@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,7 +57,7 @@ func TestCrashKill9(t *testing.T) {
 	require.GreaterOrEqual(t, *cycles, 1)
 	bin := buildSender(t)
 	rng := rand.New(rand.NewPCG(uint64(*seed), 0x6b696c6c))
-	rc := newReceiver(t, rand.New(rand.NewPCG(uint64(*seed), 0x72656376)))
+	rc := tally.NewFlakyReceiver(t, rand.New(rand.NewPCG(uint64(*seed), 0x72656376)))
 	db := filepath.Join(t.TempDir(), "convoy.db")
 
 	var acked []string
@@ -105,15 +102,15 @@ func TestCrashKill9(t *testing.T) {
 	}
 
 	// The receiver is healthy from now on, so every delivery can succeed.
-	rc.healthy.Store(true)
+	rc.Healthy.Store(true)
 	p := startSender(t, bin, "-db", db, "-url", rc.URL, "-drain")
 	require.NoError(t, p.wait(t, drainTimeout), "drain run:\n%s", p.stderrTail())
 
 	f := walk(t, db)
-	res := tally.Count(acked, rc.received, f)
+	res := tally.Count(acked, rc.Received, f)
 	fmt.Printf("crash: seed=%d cycles=%d %s\n", *seed, *cycles, res)
 	t.Logf("kills while sending %d, with deliveries in flight %d, with retries pending %d; %d requests, %d deliveries stored",
-		killsSending, killsDelivering, killsRetrying, rc.requests.Load(), len(f.Deliveries))
+		killsSending, killsDelivering, killsRetrying, rc.Requests.Load(), len(f.Deliveries))
 
 	require.Empty(t, res.Lost, "acknowledged events never received")
 	require.Empty(t, f.NotFinal(), "deliveries left unfinished")
@@ -123,7 +120,7 @@ func TestCrashKill9(t *testing.T) {
 	// Every stored event (acknowledged or not) has its one delivery, and
 	// every delivery reached the receiver.
 	for _, d := range f.Deliveries {
-		require.Positive(t, rc.received.Delivery(d.ID), "delivery %s ended Success but was never received", d.ID)
+		require.Positive(t, rc.Received.Delivery(d.ID), "delivery %s ended Success but was never received", d.ID)
 	}
 
 	// Duplicates. A delivery is received twice only when a claim got a 2xx
@@ -140,7 +137,7 @@ func TestCrashKill9(t *testing.T) {
 		leases += len(ls)
 	}
 	for _, d := range f.Deliveries {
-		if extra := rc.received.Delivery(d.ID) - 1; extra > len(inFlight[d.ID]) {
+		if extra := rc.Received.Delivery(d.ID) - 1; extra > len(inFlight[d.ID]) {
 			// Possible without a kill only if a 2xx reached the sender
 			// after its 1 s timeout: a stall of the whole machine.
 			unexplained += extra - len(inFlight[d.ID])
@@ -183,76 +180,6 @@ func walk(t *testing.T, db string, statuses ...convoy.DeliveryStatus) *tally.Fin
 	f, err := tally.Walk(context.Background(), st, statuses...)
 	require.NoError(t, err)
 	return f
-}
-
-// receiver is the endpoint: it fails about a quarter of the requests (500
-// at once, 500 after a while, no answer before the sender's timeout) and
-// answers some successes slowly, until healthy is set. It counts every 2xx
-// it gives.
-type receiver struct {
-	*httptest.Server
-	received *tally.Received
-	healthy  atomic.Bool
-	requests atomic.Int64
-
-	mu  sync.Mutex
-	rng *rand.Rand
-}
-
-func newReceiver(t *testing.T, rng *rand.Rand) *receiver {
-	rc := &receiver{received: tally.NewReceived(), rng: rng}
-	rc.Server = httptest.NewServer(rc)
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
-	rc.requests.Add(1)
-	if rc.healthy.Load() {
-		rc.accept(w, r)
-		return
-	}
-	rc.mu.Lock()
-	p := rc.rng.Float64()
-	delay := time.Duration(20+rc.rng.IntN(130)) * time.Millisecond
-	rc.mu.Unlock()
-	switch {
-	case p < 0.20:
-		w.WriteHeader(http.StatusInternalServerError)
-	case p < 0.23:
-		waitFor(r, delay)
-		w.WriteHeader(http.StatusInternalServerError)
-	case p < 0.24:
-		<-r.Context().Done() // past the sender's 1 s timeout
-	case p < 0.30:
-		// Slow, but well within the timeout: a 2xx the client may miss
-		// only if the process dies meanwhile.
-		if waitFor(r, delay) {
-			rc.accept(w, r)
-		}
-	default:
-		rc.accept(w, r)
-	}
-}
-
-// accept counts the receipt, then answers 200.
-func (rc *receiver) accept(w http.ResponseWriter, r *http.Request) {
-	rc.received.Add(r.Header)
-	w.WriteHeader(http.StatusOK)
-}
-
-// waitFor waits d, or until the client is gone; it reports whether the
-// client is still there.
-func waitFor(r *http.Request, d time.Duration) bool {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
 }
 
 // sender is one run of the program.

@@ -4,13 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +53,7 @@ func TestCrashKill9(t *testing.T) {
 	db := newDatabase(t)
 	st := db.open(t) // migrates the schema; the senders find it ready
 	rng := rand.New(rand.NewPCG(uint64(*crashSeed), 0x6b696c6c))
-	rc := newCrashReceiver(t, rand.New(rand.NewPCG(uint64(*crashSeed), 0x72656376)))
+	rc := tally.NewFlakyReceiver(t, rand.New(rand.NewPCG(uint64(*crashSeed), 0x72656376)))
 	args := []string{
 		"-schema", db.schema, "-url", rc.URL,
 		"-workers", strconv.Itoa(crashWorkers), "-per-endpoint", strconv.Itoa(crashWorkers),
@@ -117,17 +112,17 @@ func TestCrashKill9(t *testing.T) {
 	}
 
 	// The receiver is healthy from now on, so every delivery can succeed.
-	rc.healthy.Store(true)
+	rc.Healthy.Store(true)
 	p := startProcess(t, "drain", append(args, "-dsn", db.dsn, "-drain")...)
 	require.NoError(t, p.wait(crashDrain), "drain run:\n%s", p.stderrTail())
 	p.checkStderr(t)
 
 	f, err := tally.Walk(ctx, st)
 	require.NoError(t, err)
-	res := tally.Count(acked, rc.received, f)
+	res := tally.Count(acked, rc.Received, f)
 	fmt.Printf("crash: seed=%d cycles=%d %s\n", *crashSeed, *crashCycles, res)
 	t.Logf("kills while sending %d, with deliveries in flight %d, with retries pending %d; %d requests, %d deliveries stored",
-		killsSending, killsDelivering, killsRetrying, rc.requests.Load(), len(f.Deliveries))
+		killsSending, killsDelivering, killsRetrying, rc.Requests.Load(), len(f.Deliveries))
 
 	require.Empty(t, res.Lost, "acknowledged events never received")
 	require.Empty(t, f.NotFinal(), "deliveries left unfinished")
@@ -135,7 +130,7 @@ func TestCrashKill9(t *testing.T) {
 	require.Empty(t, res.Unsettled)
 	require.Equal(t, len(f.Deliveries), f.ByStatus[convoy.DeliverySuccess])
 	for _, d := range f.Deliveries {
-		require.Positive(t, rc.received.Delivery(d.ID), "delivery %s ended Success but was never received", d.ID)
+		require.Positive(t, rc.Received.Delivery(d.ID), "delivery %s ended Success but was never received", d.ID)
 	}
 	checkCounts(t, st, f)
 
@@ -149,7 +144,7 @@ func TestCrashKill9(t *testing.T) {
 		leases += len(ls)
 	}
 	for _, d := range f.Deliveries {
-		if extra := rc.received.Delivery(d.ID) - 1; extra > len(inFlight[d.ID]) {
+		if extra := rc.Received.Delivery(d.ID) - 1; extra > len(inFlight[d.ID]) {
 			unexplained += extra - len(inFlight[d.ID])
 		}
 	}
@@ -176,59 +171,4 @@ func checkCounts(t *testing.T, st *postgres.Store, f *tally.Final) {
 		}
 	}
 	require.Equal(t, want, nonZero(s.Deliveries), "Stats counters against the deliveries stored")
-}
-
-// crashReceiver is internal/crashtest's endpoint: it fails about a quarter
-// of the requests (500 at once, 500 after a while, no answer before the
-// sender's timeout) and answers some successes slowly, until healthy is
-// set. It counts every 2xx it gives.
-type crashReceiver struct {
-	*httptest.Server
-	received *tally.Received
-	healthy  atomic.Bool
-	requests atomic.Int64
-
-	mu  sync.Mutex
-	rng *rand.Rand
-}
-
-func newCrashReceiver(t *testing.T, rng *rand.Rand) *crashReceiver {
-	rc := &crashReceiver{received: tally.NewReceived(), rng: rng}
-	rc.Server = httptest.NewServer(rc)
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func (rc *crashReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
-	rc.requests.Add(1)
-	if rc.healthy.Load() {
-		rc.accept(w, r)
-		return
-	}
-	rc.mu.Lock()
-	p := rc.rng.Float64()
-	delay := time.Duration(20+rc.rng.IntN(130)) * time.Millisecond
-	rc.mu.Unlock()
-	switch {
-	case p < 0.20:
-		w.WriteHeader(http.StatusInternalServerError)
-	case p < 0.23:
-		waitFor(r, delay)
-		w.WriteHeader(http.StatusInternalServerError)
-	case p < 0.24:
-		<-r.Context().Done() // past the sender's 1 s timeout
-	case p < 0.30:
-		if waitFor(r, delay) {
-			rc.accept(w, r)
-		}
-	default:
-		rc.accept(w, r)
-	}
-}
-
-// accept counts the receipt, then answers 200.
-func (rc *crashReceiver) accept(w http.ResponseWriter, r *http.Request) {
-	rc.received.Add(r.Header)
-	w.WriteHeader(http.StatusOK)
 }

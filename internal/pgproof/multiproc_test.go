@@ -347,7 +347,7 @@ func (rc *logReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case pl.hang:
 		<-r.Context().Done() // past the sender's timeout
-	case pl.wait > 0 && !waitFor(r, pl.wait):
+	case pl.wait > 0 && !tally.WaitFor(r, pl.wait):
 		// The client went away first.
 	case pl.status == http.StatusOK:
 		// Count the receipt before answering: once the answer may have
@@ -389,19 +389,6 @@ func planAnswer(ep int, p float64, delay time.Duration) answerPlan {
 		return answerPlan{hang: true}
 	}
 	return answerPlan{status: http.StatusOK}
-}
-
-// waitFor waits d, or until the client is gone; it reports whether the
-// client is still there.
-func waitFor(r *http.Request, d time.Duration) bool {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
 }
 
 // waitInFlight waits until process has a request being answered whose
