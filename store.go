@@ -327,6 +327,31 @@ type TxInserter[Tx any] interface {
 	InsertEventTx(ctx context.Context, tx Tx, ev *Event, deliveries []*Delivery) (InsertResult, error)
 }
 
+// ClaimingInserter is a Store capability: InsertEvent that also claims
+// the new deliveries for the caller, in the same transaction. When a
+// Dispatcher has idle workers, Send uses it so that a fresh event goes
+// straight to a worker: no Claim, one store transaction fewer per
+// delivery, and no wait for the scheduler. store/memory, store/bolt and
+// store/postgres implement it; store/storetest checks every store that
+// does.
+type ClaimingInserter interface {
+	// InsertEventClaim is InsertEvent, and then leases up to req.Limit of
+	// the Scheduled deliveries it stored, in the order given, exactly as
+	// Claim(req) would lease them (Processing, LeaseOwner req.Owner, a
+	// fresh LeaseID, LeaseExpiresAt req.Now + req.Lease, Claims 1, and
+	// req.PerEndpoint honoured with req.InFlight), in the same
+	// transaction. The result holds the leased deliveries as leased and
+	// the others as stored.
+	//
+	// It leases nothing while another delivery is due at req.Now
+	// (Scheduled or Retry with NextAttemptAt ≤ req.Now, or Processing
+	// under an expired lease, whether or not its endpoint is at its cap),
+	// so a new event never overtakes work that waits, and nothing for a
+	// repeated idempotency key. req.Lease ≤ 0 is ErrInvalid; req.Limit ≤ 0
+	// leases nothing.
+	InsertEventClaim(ctx context.Context, ev *Event, deliveries []*Delivery, req ClaimRequest) (InsertResult, error)
+}
+
 // Waker is a Store capability for stores that several processes share:
 // they learn there of work that another process made due (a Send, a
 // re-send, a retry recorded or a claim released) and tell the

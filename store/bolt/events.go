@@ -38,12 +38,39 @@ func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []
 	return res, nil
 }
 
+// InsertEventClaim implements [convoy.ClaimingInserter]: InsertEvent, and
+// in the same transaction the new Scheduled deliveries are leased as Claim
+// would lease them, unless the due index or the parked entries hold work
+// due at req.Now.
+func (s *Store) InsertEventClaim(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	if req.Lease <= 0 {
+		return convoy.InsertResult{}, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
+	}
+	in, err := prepareInsert(ev, deliveries)
+	if err != nil {
+		return convoy.InsertResult{}, err
+	}
+	in.claim = &req
+	var res convoy.InsertResult
+	err = s.write(ctx, func(w *wtx) (err error) {
+		res, err = in.apply(w)
+		return err
+	})
+	if err != nil {
+		return convoy.InsertResult{}, err
+	}
+	return res, nil
+}
+
 // insert is an InsertEvent checked and encoded outside the transaction.
 type insert struct {
 	ev    *convoy.Event
 	evEnc []byte
 	ds    []*convoy.Delivery
 	encs  [][]byte
+	// claim, when set, leases the new Scheduled deliveries (see
+	// InsertEventClaim).
+	claim *convoy.ClaimRequest
 }
 
 // prepareInsert checks what InsertEvent can check without reading the
@@ -134,13 +161,44 @@ func (in *insert) apply(w *wtx) (convoy.InsertResult, error) {
 		}
 	}
 	res := convoy.InsertResult{Event: ev.Clone(), Deliveries: make([]*convoy.Delivery, 0, len(keep)), Inserted: true}
+	leases, taken := in.leases(w.Tx)
 	for _, i := range keep {
-		if err := putDelivery(w, nil, in.ds[i], in.encs[i]); err != nil {
+		d, enc := in.ds[i], in.encs[i]
+		if leases > 0 && d.Status == convoy.DeliveryScheduled &&
+			(in.claim.PerEndpoint <= 0 || taken[d.EndpointID]+in.claim.InFlight[d.EndpointID] < in.claim.PerEndpoint) {
+			// A copy, so that in stays as it was should the batch run again.
+			d = d.Clone()
+			lease(d, *in.claim)
+			var err error
+			if enc, err = encodeDelivery(d); err != nil {
+				return convoy.InsertResult{}, err
+			}
+			taken[d.EndpointID]++
+			leases--
+		}
+		if err := putDelivery(w, nil, d, enc); err != nil {
 			return convoy.InsertResult{}, err
 		}
-		res.Deliveries = append(res.Deliveries, in.ds[i].Clone())
+		res.Deliveries = append(res.Deliveries, d.Clone())
 	}
 	return res, nil
+}
+
+// leases returns how many new deliveries the insert may lease, none
+// unless it claims and nothing is due at its time in the due index or
+// among the parked entries, and a count per endpoint to fill.
+func (in *insert) leases(tx *bbolt.Tx) (int, map[string]int) {
+	if in.claim == nil || in.claim.Limit <= 0 {
+		return 0, nil
+	}
+	nowKey := timeKey(in.claim.Now)
+	if k, _ := tx.Bucket(bucketDue).Cursor().First(); k != nil && bytes.Compare(k[:timeLen], nowKey) <= 0 {
+		return 0, nil
+	}
+	if k, _ := tx.Bucket(bucketParkedHeads).Cursor().First(); k != nil && bytes.Compare(k[:timeLen], nowKey) <= 0 {
+		return 0, nil
+	}
+	return in.claim.Limit, make(map[string]int)
 }
 
 // eventDeliveries returns an event's deliveries in ID order.

@@ -93,12 +93,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 				continue // only when both times are clamped in the key
 			}
 			d := old.Clone()
-			d.Status = convoy.DeliveryProcessing
-			d.LeaseOwner = req.Owner
-			d.LeaseID = convoy.NewID()
-			d.LeaseExpiresAt = req.Now.Add(req.Lease)
-			d.Claims++
-			d.UpdatedAt = req.Now
+			lease(d, req)
 			enc, err := encodeDelivery(d)
 			if err != nil {
 				return err
@@ -125,6 +120,16 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		return nil, err
 	}
 	return out, nil
+}
+
+// lease hands d out under req: Processing, a fresh lease, one claim more.
+func lease(d *convoy.Delivery, req convoy.ClaimRequest) {
+	d.Status = convoy.DeliveryProcessing
+	d.LeaseOwner = req.Owner
+	d.LeaseID = convoy.NewID()
+	d.LeaseExpiresAt = req.Now.Add(req.Lease)
+	d.Claims++
+	d.UpdatedAt = req.Now
 }
 
 // duePick is an entry Claim chose: its due-index key (time + delivery ID,

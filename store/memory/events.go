@@ -14,8 +14,25 @@ import (
 
 // InsertEvent implements [convoy.Store]. Besides the checks of the
 // contract, every delivery must have the event's AppID, go to an endpoint
-// of that app, and not be Processing (only Claim hands out leases).
+// of that app, and not be Processing (only Claim and InsertEventClaim
+// hand out leases).
 func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery) (convoy.InsertResult, error) {
+	return s.insert(ctx, ev, deliveries, nil)
+}
+
+// InsertEventClaim implements [convoy.ClaimingInserter]: InsertEvent, then
+// the new Scheduled deliveries are leased as Claim would lease them, under
+// the same lock, unless other work is due at req.Now.
+func (s *Store) InsertEventClaim(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	if req.Lease <= 0 {
+		return convoy.InsertResult{}, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
+	}
+	return s.insert(ctx, ev, deliveries, &req)
+}
+
+// insert stores ev and its deliveries and, with claim set, leases the new
+// Scheduled ones.
+func (s *Store) insert(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery, claim *convoy.ClaimRequest) (convoy.InsertResult, error) {
 	if err := ev.Validate(0); err != nil {
 		return convoy.InsertResult{}, err
 	}
@@ -85,13 +102,27 @@ func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []
 	if k := ev.IdempotencyKey; k != "" {
 		ar.idem[k] = ev.ID
 	}
+	// Leases are handed out only when nothing else is due: a new event
+	// does not overtake work that waits (capped endpoints' included).
+	leases := 0
+	var taken map[string]int
+	if claim != nil && claim.Limit > 0 && (len(s.due) == 0 || s.due[0].queue[0].key.after(keyOf(claim.Now))) {
+		leases = claim.Limit
+		taken = make(map[string]int)
+	}
 	res := convoy.InsertResult{Event: ev.Clone(), Deliveries: make([]*convoy.Delivery, len(kept)), Inserted: true}
 	for i, d := range kept {
 		dr := &deliveryRec{d: d.Clone(), ep: eps[i], heapIdx: -1}
+		if leases > 0 && d.Status == convoy.DeliveryScheduled &&
+			(claim.PerEndpoint <= 0 || taken[d.EndpointID]+claim.InFlight[d.EndpointID] < claim.PerEndpoint) {
+			lease(dr.d, *claim)
+			taken[d.EndpointID]++
+			leases--
+		}
 		s.deliveries[d.ID] = dr
 		evr.deliveries.insert(d.ID)
 		s.schedule(dr)
-		res.Deliveries[i] = d.Clone()
+		res.Deliveries[i] = dr.d.Clone()
 	}
 	return res, nil
 }

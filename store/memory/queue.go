@@ -34,7 +34,6 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		taken = make(map[*endpointRec]int)
 	}
 	now := keyOf(req.Now)
-	expires := req.Now.Add(req.Lease)
 	for len(claimed) < req.Limit && len(s.due) > 0 {
 		er := s.due[0]
 		dr := er.queue[0]
@@ -46,13 +45,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			full = append(full, er)
 			continue
 		}
-		d := dr.d
-		d.Status = convoy.DeliveryProcessing
-		d.LeaseOwner = req.Owner
-		d.LeaseID = convoy.NewID()
-		d.LeaseExpiresAt = expires
-		d.Claims++
-		d.UpdatedAt = req.Now
+		lease(dr.d, req)
 		// Now due at its lease expiry, after req.Now since the lease is
 		// positive: this call will not meet it again.
 		s.schedule(dr)
@@ -69,6 +62,16 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		out[i] = dr.d.Clone()
 	}
 	return out, nil
+}
+
+// lease hands d out under req: Processing, a fresh lease, one claim more.
+func lease(d *convoy.Delivery, req convoy.ClaimRequest) {
+	d.Status = convoy.DeliveryProcessing
+	d.LeaseOwner = req.Owner
+	d.LeaseID = convoy.NewID()
+	d.LeaseExpiresAt = req.Now.Add(req.Lease)
+	d.Claims++
+	d.UpdatedAt = req.Now
 }
 
 // holds returns the delivery when leaseID is its current lease.

@@ -53,6 +53,11 @@ type op struct {
 	// ev and ds are the event and deliveries of an InsertEvent.
 	ev *convoy.Event
 	ds []*convoy.Delivery
+	// claim is the lease request of an InsertEventClaim, and given the
+	// deliveries as the caller gave them (ds holds them as planned for
+	// the transaction running, leased or not).
+	claim *convoy.ClaimRequest
+	given []*convoy.Delivery
 
 	// Set by the committer before done is closed.
 	res      convoy.RecordResult

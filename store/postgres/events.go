@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,7 +110,8 @@ WITH ev AS (
 )
 SELECT coalesce((SELECT array_agg(id) FROM ev), '{}'), coalesce((SELECT array_agg(id) FROM ins), '{}')
   FROM (SELECT {s}.add_counts(ARRAY[
-               (SELECT count(*) FROM ins WHERE status = 'Scheduled'), 0,
+               (SELECT count(*) FROM ins WHERE status = 'Scheduled'),
+               (SELECT count(*) FROM ins WHERE status = 'Processing'),
                (SELECT count(*) FROM ins WHERE status = 'Success'),
                (SELECT count(*) FROM ins WHERE status = 'Retry'),
                (SELECT count(*) FROM ins WHERE status = 'Failure'),
@@ -148,7 +150,11 @@ func insertArgs(ops []*op, channel *string) []any {
 			owners, leases, errs = append(owners, d.LeaseOwner), append(leases, d.LeaseID), append(errs, d.LastError)
 			att, round, claims = append(att, int32(d.Attempts)), append(round, int32(d.RoundAttempts)), append(claims, int32(d.Claims))
 			next, exp, upd = append(next, nanos(d.NextAttemptAt)), append(exp, nanos(d.LeaseExpiresAt)), append(upd, nanos(d.UpdatedAt))
-			due = append(due, dueNanos(d.Status, d.NextAttemptAt))
+			if d.Status == convoy.DeliveryProcessing { // leased by InsertEventClaim
+				due = append(due, dueNanos(d.Status, d.LeaseExpiresAt))
+			} else {
+				due = append(due, dueNanos(d.Status, d.NextAttemptAt))
+			}
 			created = append(created, sortNanos(d.CreatedAt))
 		}
 	}
@@ -197,11 +203,185 @@ func (s *Store) result(ctx context.Context, q querier, o *op, events, deliveries
 // insertOne stores one event on q (a transaction of the caller's, or the
 // pool), reading the first event of its idempotency key if that is taken.
 func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string) error {
+	if o.claim != nil {
+		return s.insertClaiming(ctx, []*op{o})
+	}
 	events, deliveries, err := s.insertRows(ctx, q, []*op{o}, channel)
 	if err != nil {
 		return s.insertErr(err, o.ev)
 	}
 	return s.result(ctx, q, o, events, deliveries)
+}
+
+// insertClaiming stores the events of ops, some of them InsertEventClaim
+// calls, in one transaction that leases what it may of their new
+// deliveries:
+//
+//  1. It reads the earliest due time of the store and, when
+//     ops ask for PerEndpoint, takes the advisory locks that Claim takes
+//     for the endpoints they would lease to, without waiting: an endpoint
+//     another claim holds gets no lease.
+//  2. In a new statement, so that the claims committed by the former
+//     holders of those locks are seen, it counts the deliveries of those
+//     endpoints Processing under unexpired leases, by owner.
+//  3. It inserts the deliveries, leased ones Processing, with the others.
+//
+// The locks are held until the commit, so no claim of another process can
+// count the endpoints' in-flight work in between.
+func (s *Store) insertClaiming(ctx context.Context, ops []*op) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := s.planLeases(ctx, tx, ops); err != nil {
+			return err
+		}
+		events, deliveries, err := s.insertRows(ctx, tx, ops, nil)
+		if err != nil {
+			if len(ops) == 1 {
+				return s.insertErr(err, ops[0].ev)
+			}
+			return err
+		}
+		for _, o := range ops {
+			if err := s.result(ctx, tx, o, events, deliveries); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// planLeases sets each op's ds to the deliveries to insert: as given, but
+// those of an InsertEventClaim that may be leased, which are leased.
+func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
+	var (
+		eps     []string
+		seen    = map[string]bool{}
+		capped  bool
+		minimum *int64
+	)
+	for _, o := range ops {
+		if o.given == nil { // an InsertEvent
+			o.given = o.ds
+		}
+		o.ds = slices.Clone(o.given)
+		if o.claim == nil || o.claim.Limit <= 0 {
+			continue
+		}
+		capped = capped || o.claim.PerEndpoint > 0
+		now := sortNanos(o.claim.Now)
+		if minimum == nil || now < *minimum {
+			minimum = &now
+		}
+		for _, d := range o.given {
+			if d.Status == convoy.DeliveryScheduled && !seen[d.EndpointID] {
+				seen[d.EndpointID] = true
+				eps = append(eps, d.EndpointID)
+			}
+		}
+	}
+	if len(eps) == 0 {
+		return nil
+	}
+	var (
+		firstDue *int64
+		locked   []string
+	)
+	if !capped {
+		eps = nil
+	}
+	slices.Sort(eps) // the same order in every process
+	err := tx.QueryRow(ctx, s.q(`
+		SELECT (SELECT due_at FROM {s}.deliveries
+		         WHERE status IN ('Scheduled', 'Retry', 'Processing') ORDER BY due_at LIMIT 1),
+		       coalesce(array(SELECT e FROM unnest($1::uuid[]) e
+		                       WHERE pg_try_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text))), '{}')`),
+		eps, s.opts.Schema).Scan(&firstDue, &locked)
+	if err != nil {
+		return s.wrap(err)
+	}
+	// inFlight[endpoint][owner] counts Processing deliveries under
+	// unexpired leases.
+	inFlight := map[string]map[string]int{}
+	if capped && len(locked) > 0 {
+		rows, err := tx.Query(ctx, s.q(`
+			SELECT endpoint_id, lease_owner, count(*) FROM {s}.deliveries
+			 WHERE endpoint_id = ANY ($1::uuid[]) AND status IN ('Scheduled', 'Retry', 'Processing')
+			   AND status = 'Processing' AND due_at > $2
+			 GROUP BY 1, 2`), locked, *minimum)
+		if err != nil {
+			return s.wrap(err)
+		}
+		for rows.Next() {
+			var (
+				ep, owner string
+				n         int
+			)
+			if err := rows.Scan(&ep, &owner, &n); err != nil {
+				rows.Close()
+				return s.wrap(err)
+			}
+			if inFlight[ep] == nil {
+				inFlight[ep] = map[string]int{}
+			}
+			inFlight[ep][owner] = n
+		}
+		if err := rows.Err(); err != nil {
+			return s.wrap(err)
+		}
+	}
+	isLocked := make(map[string]bool, len(locked))
+	for _, ep := range locked {
+		isLocked[ep] = true
+	}
+	// taken[endpoint][owner] counts the leases planned in this batch.
+	taken := map[string]map[string]int{}
+	for _, o := range ops {
+		req := o.claim
+		if req == nil || req.Limit <= 0 || (firstDue != nil && *firstDue <= sortNanos(req.Now)) {
+			continue
+		}
+		left := req.Limit
+		for i, d := range o.ds {
+			if left == 0 {
+				break
+			}
+			if d.Status != convoy.DeliveryScheduled {
+				continue
+			}
+			if req.PerEndpoint > 0 {
+				if !isLocked[d.EndpointID] {
+					continue
+				}
+				others := 0
+				for owner, n := range inFlight[d.EndpointID] {
+					if owner != req.Owner {
+						others += n
+					}
+				}
+				for owner, n := range taken[d.EndpointID] {
+					if owner != req.Owner {
+						others += n
+					}
+				}
+				if req.InFlight[d.EndpointID]+taken[d.EndpointID][req.Owner]+others >= req.PerEndpoint {
+					continue
+				}
+			}
+			ld := d.Clone()
+			ld.Status = convoy.DeliveryProcessing
+			ld.LeaseOwner = req.Owner
+			ld.LeaseID = convoy.NewID()
+			ld.LeaseExpiresAt = req.Now.Add(req.Lease)
+			ld.Claims++
+			ld.UpdatedAt = req.Now
+			o.ds[i] = ld
+			if taken[d.EndpointID] == nil {
+				taken[d.EndpointID] = map[string]int{}
+			}
+			taken[d.EndpointID][req.Owner]++
+			left--
+		}
+	}
+	return nil
 }
 
 // runInserts stores a batch of InsertEvent calls in one statement (one
@@ -237,6 +417,16 @@ func (s *Store) runInserts(ops []*op) {
 	if len(live) == 1 {
 		one(live[0])
 		close(live[0].done)
+		return
+	}
+	if slices.ContainsFunc(live, func(o *op) bool { return o.claim != nil }) {
+		err := s.insertClaiming(ctx, live)
+		for _, o := range live {
+			if err != nil {
+				one(o)
+			}
+			close(o.done)
+		}
 		return
 	}
 	events, deliveries, err := s.insertRows(ctx, s.pool, live, nil)
@@ -307,6 +497,40 @@ func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []
 	for i, d := range deliveries {
 		o.ds[i] = d.Clone()
 	}
+	if err := s.submit(ctx, s.inserts, o); err != nil {
+		return convoy.InsertResult{}, err
+	}
+	return o.ins, nil
+}
+
+// InsertEventClaim implements [convoy.ClaimingInserter]: InsertEvent, and
+// in the same transaction the new Scheduled deliveries are leased as
+// Claim would lease them, unless a delivery of the store (of any process)
+// is due at req.Now. req.PerEndpoint holds across processes, as it does
+// for Claim: an endpoint is leased only while this transaction holds
+// Claim's advisory lock for it, and the deliveries other owners hold
+// count against its cap. Calls made at the same time are group committed
+// like InsertEvent's; a batch with InsertEventClaim calls takes two more
+// statements, one read and one count.
+func (s *Store) InsertEventClaim(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	if req.Lease <= 0 {
+		return convoy.InsertResult{}, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
+	}
+	if err := checkInsert(ev, deliveries); err != nil {
+		return convoy.InsertResult{}, err
+	}
+	if err := checkTimes("claim time", req.Now, req.Now.Add(req.Lease)); err != nil {
+		return convoy.InsertResult{}, err
+	}
+	req.InFlight = maps.Clone(req.InFlight)
+	o := &op{kind: opInsert, ev: ev.Clone(), given: make([]*convoy.Delivery, len(deliveries))}
+	if req.Limit > 0 {
+		o.claim = &req
+	}
+	for i, d := range deliveries {
+		o.given[i] = d.Clone()
+	}
+	o.ds = o.given
 	if err := s.submit(ctx, s.inserts, o); err != nil {
 		return convoy.InsertResult{}, err
 	}

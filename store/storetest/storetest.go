@@ -116,6 +116,15 @@ func suite() []group {
 			{"Concurrent", testClaimConcurrent},
 			{"InvalidInput", testClaimInvalid},
 		}},
+		{"InsertClaim", []testCase{
+			{"Leases", testInsertClaimLeases},
+			{"NeverOvertakes", testInsertClaimNeverOvertakes},
+			{"Capacity", testInsertClaimCapacity},
+			{"Idempotent", testInsertClaimIdempotent},
+			{"Stats", testInsertClaimStats},
+			{"InvalidInput", testInsertClaimInvalid},
+			{"Concurrent", testInsertClaimConcurrent},
+		}},
 		{"Record", []testCase{
 			{"Success", testRecordSuccess},
 			{"Retry", testRecordRetry},
