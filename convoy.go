@@ -346,10 +346,12 @@ type Dispatcher struct {
 	shut     atomic.Bool        // Close was called: Send refuses new events
 	stop     context.CancelFunc // stops the scheduler
 	abort    context.CancelFunc // cancels in-flight attempts
-	inFlight map[string]int     // endpoint ID → attempts running
-	busy     int
-	done     chan struct{} // closed when the scheduler and workers are gone
-	hooks    *hookRunner   // set while running
+	inFlight map[string]int     // endpoint ID → attempts running or reserved by Send
+	busy     int                // workers busy or reserved by Send
+	ready    chan job           // deliveries Send leased, for the workers
+	sending  sync.WaitGroup     // Sends holding reservations
+	done     chan struct{}      // closed when the scheduler and workers are gone
+	hooks    *hookRunner        // set while running
 	counts   counters
 	cache    settingsCache
 	recent   *activity     // attempts per endpoint over StatsWindow
@@ -377,6 +379,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		wake:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		inFlight: make(map[string]int),
+		ready:    make(chan job, cfg.Workers),
 	}
 	d.recent = newActivity(cfg.StatsWindow)
 	d.client = d.newHTTPClient()

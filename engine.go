@@ -35,23 +35,53 @@ func (d *Dispatcher) run(runCtx, workCtx context.Context) {
 		defer retained.Wait()
 	}
 
-	jobs := make(chan *Delivery)
+	jobs := make(chan job)
 	rec := &recorder{d: d, hooks: hooks, slots: make(chan struct{}, d.cfg.Workers)}
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for dl := range jobs {
-				d.deliver(workCtx, rec, dl)
-				d.release(dl.EndpointID)
+			for {
+				var j job
+				select {
+				case next, ok := <-jobs:
+					if !ok {
+						return
+					}
+					j = next
+				case j = <-d.ready:
+				}
+				d.deliver(workCtx, rec, j)
+				d.release(j.dl.EndpointID)
 			}
 		}()
 	}
 	d.schedule(runCtx, jobs)
 	close(jobs)
 	wg.Wait()
+	// Sends that leased deliveries to this dispatcher before Close hand
+	// them over; nobody attempts them now, so they go back to the queue.
+	d.sending.Wait()
+	for {
+		select {
+		case j := <-d.ready:
+			d.releaseLease(j.dl)
+			d.release(j.dl.EndpointID)
+			continue
+		default:
+		}
+		break
+	}
 	rec.wg.Wait()
+}
+
+// job is a leased delivery for a worker, with what Send already read for
+// it when it leased the delivery itself (ep and ev are nil otherwise).
+type job struct {
+	dl *Delivery
+	ep *Endpoint
+	ev *Event
 }
 
 // recorder stores the results of attempts off the workers: a worker hands
@@ -80,7 +110,7 @@ func (r *recorder) record(ctx context.Context, dl *Delivery, ep *Endpoint, t Tra
 
 // schedule claims due work while there is free capacity and sleeps until
 // the next due time, a Send, a finished attempt or the poll interval.
-func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
+func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	var errWait time.Duration
 	batch := max(1, d.cfg.Workers/8)
 	coalesce := time.NewTimer(0)
@@ -147,7 +177,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- *Delivery) {
 			errWait = 0
 			for _, dl := range ds {
 				d.acquire(dl.EndpointID)
-				jobs <- dl
+				jobs <- job{dl: dl}
 			}
 			if len(ds) == free {
 				continue // there may be more due work
@@ -232,8 +262,9 @@ func (d *Dispatcher) release(endpointID string) {
 
 // deliver runs one claimed delivery to its end: exactly one Record or
 // Release.
-func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, dl *Delivery) {
-	ep, app, ev, err := d.loadRetrying(ctx, dl)
+func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
+	dl := j.dl
+	ep, app, ev, err := d.loadRetrying(ctx, j)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			// The endpoint or event was deleted while the delivery was due;
@@ -377,10 +408,11 @@ func (d *Dispatcher) failurePolicy(exhausted bool, now time.Time) func(Endpoint)
 // the lease leaves time for the attempt. Without it a store that fails for
 // a moment would cost the delivery a lease and count as a crashed claim,
 // and MaxClaims of those end it in Failure without a request.
-func (d *Dispatcher) loadRetrying(ctx context.Context, dl *Delivery) (*Endpoint, *App, *Event, error) {
+func (d *Dispatcher) loadRetrying(ctx context.Context, j job) (*Endpoint, *App, *Event, error) {
+	dl := j.dl
 	wait := 10 * time.Millisecond
 	for {
-		ep, app, ev, err := d.load(ctx, dl)
+		ep, app, ev, err := d.load(ctx, j)
 		if err == nil || errors.Is(err, ErrNotFound) ||
 			!d.clock.Now().Add(d.cfg.Timeout).Before(dl.LeaseExpiresAt) {
 			return ep, app, ev, err
@@ -395,9 +427,14 @@ func (d *Dispatcher) loadRetrying(ctx context.Context, dl *Delivery) (*Endpoint,
 }
 
 // load reads what an attempt needs: the event from the store, the endpoint
-// and app through the settings cache (see settingsTTL).
-func (d *Dispatcher) load(ctx context.Context, dl *Delivery) (*Endpoint, *App, *Event, error) {
-	ep, gen := d.cache.endpoint(dl.EndpointID)
+// and app through the settings cache (see settingsTTL), unless the job
+// carries them from Send.
+func (d *Dispatcher) load(ctx context.Context, j job) (*Endpoint, *App, *Event, error) {
+	dl := j.dl
+	ep, gen := j.ep, uint64(0)
+	if ep == nil {
+		ep, gen = d.cache.endpoint(dl.EndpointID)
+	}
 	if ep == nil {
 		var err error
 		if ep, err = d.store.GetEndpoint(ctx, dl.EndpointID); err != nil {
@@ -412,6 +449,9 @@ func (d *Dispatcher) load(ctx context.Context, dl *Delivery) (*Endpoint, *App, *
 			return nil, nil, nil, fmt.Errorf("convoy: load app: %w", err)
 		}
 		d.cache.putApp(app, gen)
+	}
+	if j.ev != nil {
+		return ep, app, j.ev, nil
 	}
 	ev, err := d.store.GetEvent(ctx, dl.EventID)
 	if err != nil {

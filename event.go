@@ -98,7 +98,8 @@ type SendResult struct {
 	// first event sent with the same idempotency key.
 	Event *Event
 	// Deliveries are the event's deliveries, one per endpoint whose filter
-	// accepted it: Scheduled, or Discarded for an inactive endpoint. For a
+	// accepted it: Scheduled, or Processing when an idle worker took it at
+	// once (see Send), or Discarded for an inactive endpoint. For a
 	// Duplicate they are the first event's, in their current state.
 	Deliveries []*Delivery
 	// Duplicate reports that the idempotency key had been used for this
@@ -111,6 +112,15 @@ type SendResult struct {
 // transaction, and returns what it stored. It never waits for an HTTP
 // request: workers deliver in the background once the dispatcher is
 // started.
+//
+// When the dispatcher runs with idle workers, nothing else is due and the
+// store is a ClaimingInserter (every store of this module is), the same
+// transaction leases the new deliveries to this dispatcher and Send hands
+// them to the idle workers: the attempt starts without a Claim or a read
+// of the event, and those deliveries are returned Processing. Should the
+// process die right after, they are attempted by whichever dispatcher
+// claims them once their lease (Config.Lease) ends, as for a crash in the
+// middle of an attempt.
 //
 // Only ev.Type, ev.Data and ev.IdempotencyKey are read; ID, AppID and
 // CreatedAt are set here. Deliveries to inactive endpoints are stored as
@@ -128,11 +138,120 @@ type SendResult struct {
 // was not stored: the commit may have landed. Callers that retry a failed
 // Send should set an IdempotencyKey, so the retry cannot send twice.
 func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*SendResult, error) {
-	e, deliveries, err := d.prepare(ctx, appID, ev)
+	e, deliveries, eps, err := d.prepare(ctx, appID, ev)
 	if err != nil {
 		return nil, err
 	}
+	if ci, ok := d.store.(ClaimingInserter); ok {
+		if r := d.reserve(deliveries); r != nil {
+			return d.sendLeased(ctx, ci, r, e, deliveries, eps)
+		}
+	}
 	res, err := d.store.InsertEvent(ctx, e, deliveries)
+	if err != nil {
+		return nil, err
+	}
+	return d.sent(res), nil
+}
+
+// reservation is the workers a Send holds for the deliveries it leases
+// itself, by endpoint, and the in-flight counts before it took them.
+type reservation struct {
+	n        int
+	endpoint map[string]int
+	inFlight map[string]int
+}
+
+// reserve takes free workers for the Scheduled deliveries of a Send, up to
+// PerEndpoint per endpoint, as Claim would, or returns nil when the
+// dispatcher is not running or has none free. The scheduler counts them
+// as busy until sendLeased hands them over or gives them back.
+func (d *Dispatcher) reserve(ds []*Delivery) *reservation {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	free := d.cfg.Workers - d.busy
+	// While records fail, the scheduler claims nothing (see schedule);
+	// neither does Send.
+	if !d.started || d.closed || free <= 0 || d.storeBad.active() {
+		return nil
+	}
+	var r *reservation
+	for _, dl := range ds {
+		if free == 0 {
+			break
+		}
+		if dl.Status != DeliveryScheduled || d.inFlight[dl.EndpointID] >= d.cfg.PerEndpoint {
+			continue
+		}
+		if r == nil {
+			r = &reservation{endpoint: make(map[string]int), inFlight: make(map[string]int, len(d.inFlight))}
+			for k, v := range d.inFlight {
+				r.inFlight[k] = v
+			}
+		}
+		d.busy++
+		d.inFlight[dl.EndpointID]++
+		r.endpoint[dl.EndpointID]++
+		r.n++
+		free--
+	}
+	if r != nil {
+		d.sending.Add(1)
+	}
+	return r
+}
+
+// sendLeased stores a Send with InsertEventClaim, so that what the store
+// leases goes straight to the workers reserved for it, without a Claim;
+// the workers it did not lease are given back.
+func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *reservation, e *Event, deliveries []*Delivery, eps map[string]*Endpoint) (*SendResult, error) {
+	defer d.sending.Done()
+	res, err := ci.InsertEventClaim(ctx, e, deliveries, ClaimRequest{
+		Now:         e.CreatedAt,
+		Limit:       r.n,
+		Owner:       d.owner,
+		Lease:       d.cfg.Lease,
+		PerEndpoint: d.cfg.PerEndpoint,
+		InFlight:    r.inFlight,
+	})
+	if err == nil && res.Inserted {
+		d.mu.Lock()
+		closed := d.closed
+		d.mu.Unlock()
+		for i, dl := range res.Deliveries {
+			if dl.Status != DeliveryProcessing || dl.LeaseOwner != d.owner || r.endpoint[dl.EndpointID] == 0 {
+				continue
+			}
+			if closed {
+				// Close began meanwhile: no new attempt starts, so the
+				// delivery goes back to the queue at once.
+				d.releaseLease(dl)
+				if got, err := d.store.GetDelivery(ctx, dl.ID); err == nil {
+					res.Deliveries[i] = got
+				}
+				continue
+			}
+			r.endpoint[dl.EndpointID]--
+			// Never blocks: ready holds Workers jobs and each was reserved.
+			d.ready <- job{dl: dl.Clone(), ep: eps[dl.EndpointID], ev: res.Event.Clone()}
+		}
+	}
+	d.mu.Lock()
+	back := 0
+	for id, n := range r.endpoint {
+		if n == 0 {
+			continue
+		}
+		back += n
+		d.busy -= n
+		if d.inFlight[id] -= n; d.inFlight[id] <= 0 {
+			delete(d.inFlight, id)
+		}
+	}
+	d.mu.Unlock()
+	if back > 0 {
+		d.notify() // the scheduler may use them
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +277,7 @@ func SendTx[Tx any](ctx context.Context, d *Dispatcher, tx Tx, appID string, ev 
 	if !ok {
 		return nil, fmt.Errorf("%w: the store (%T) cannot insert in a %T", ErrInvalid, d.store, tx)
 	}
-	e, deliveries, err := d.prepare(ctx, appID, ev)
+	e, deliveries, _, err := d.prepare(ctx, appID, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -169,13 +288,14 @@ func SendTx[Tx any](ctx context.Context, d *Dispatcher, tx Tx, appID string, ev 
 	return d.sent(res), nil
 }
 
-// prepare validates ev and builds the event and its deliveries.
-func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Event, []*Delivery, error) {
+// prepare validates ev and builds the event and its deliveries, and
+// returns the endpoints they go to.
+func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Event, []*Delivery, map[string]*Endpoint, error) {
 	if d.isClosed() {
-		return nil, nil, ErrClosed
+		return nil, nil, nil, ErrClosed
 	}
 	if err := ValidateID("appID", appID); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	now := d.clock.Now()
 	e := &Event{
@@ -183,18 +303,20 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 		IdempotencyKey: ev.IdempotencyKey, CreatedAt: now,
 	}
 	if err := e.Validate(d.cfg.MaxPayloadBytes); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var deliveries []*Delivery
+	targets := make(map[string]*Endpoint)
 	for page := (Page{Limit: MaxPageSize}); ; {
 		eps, next, err := d.store.ListEndpoints(ctx, appID, page)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, ep := range eps {
 			if !ep.Accepts(e.Type) {
 				continue
 			}
+			targets[ep.ID] = ep
 			dl := &Delivery{
 				ID: NewID(), EventID: e.ID, AppID: appID, EndpointID: ep.ID,
 				EventType: e.Type, Status: DeliveryScheduled, NextAttemptAt: now,
@@ -210,7 +332,7 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 		}
 		page.Cursor = next
 	}
-	return e, deliveries, nil
+	return e, deliveries, targets, nil
 }
 
 // sent turns a store's InsertResult into Send's, waking the scheduler for

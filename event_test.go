@@ -198,3 +198,163 @@ func newHoldingReceiver(t *testing.T, hold <-chan struct{}, arrived chan<- struc
 		}
 	})
 }
+
+// leaseCountingStore wraps a store that leases in InsertEventClaim and
+// counts what the dispatcher claims and reads besides; afterInsert, when
+// set, runs after each InsertEventClaim has committed.
+type leaseCountingStore struct {
+	convoy.Store
+	ci          convoy.ClaimingInserter
+	claimed     atomic.Int64
+	eventReads  atomic.Int64
+	afterInsert func()
+}
+
+func newLeaseCountingStore(st convoy.Store) *leaseCountingStore {
+	return &leaseCountingStore{Store: st, ci: st.(convoy.ClaimingInserter)}
+}
+
+func (s *leaseCountingStore) InsertEventClaim(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	res, err := s.ci.InsertEventClaim(ctx, ev, ds, req)
+	if s.afterInsert != nil {
+		s.afterInsert()
+	}
+	return res, err
+}
+
+func (s *leaseCountingStore) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	ds, err := s.Store.Claim(ctx, req)
+	s.claimed.Add(int64(len(ds)))
+	return ds, err
+}
+
+func (s *leaseCountingStore) GetEvent(ctx context.Context, id string) (*convoy.Event, error) {
+	s.eventReads.Add(1)
+	return s.Store.GetEvent(ctx, id)
+}
+
+// TestSendHandsFreshEventsToIdleWorkers: with workers idle and nothing
+// else due, Send leases the new deliveries itself and the workers attempt
+// them without a Claim and without reading the event back.
+func TestSendHandsFreshEventsToIdleWorkers(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			st := newLeaseCountingStore(sk.open(t))
+			b := setup(t, st, nil)
+			rc := testutil.NewReceiver(t, nil)
+			b.endpoint(t, rc.URL, nil)
+			for i := range 20 {
+				res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{"n":` + string(rune('0'+i%10)) + `}`)})
+				require.NoError(t, err)
+				require.Len(t, res.Deliveries, 1)
+				require.Equal(t, convoy.DeliveryProcessing, res.Deliveries[0].Status, "send %d: leased at once", i)
+				b.waitStatus(t, res.Deliveries[0].ID, convoy.DeliverySuccess)
+			}
+			require.Equal(t, 20, rc.Count())
+			require.Zero(t, st.claimed.Load(), "no delivery went through Claim")
+			require.Zero(t, st.eventReads.Load(), "no event was read back")
+		})
+	}
+}
+
+// TestSendLeasesWithinPerEndpoint: deliveries Send leases itself count
+// against PerEndpoint like claimed ones; the rest wait for the scheduler.
+func TestSendLeasesWithinPerEndpoint(t *testing.T) {
+	release := make(chan struct{})
+	var running, most atomic.Int64
+	rc := testutil.NewReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		n := running.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		<-release
+		running.Add(-1)
+	})
+	b := setup(t, memoryStore(), func(c *convoy.Config) { c.Workers, c.PerEndpoint = 8, 2 })
+	b.endpoint(t, rc.URL, nil)
+	var statuses []convoy.DeliveryStatus
+	var ids []string
+	for range 5 {
+		res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		statuses = append(statuses, res.Deliveries[0].Status)
+		ids = append(ids, res.Deliveries[0].ID)
+	}
+	require.Equal(t, []convoy.DeliveryStatus{convoy.DeliveryProcessing, convoy.DeliveryProcessing,
+		convoy.DeliveryScheduled, convoy.DeliveryScheduled, convoy.DeliveryScheduled}, statuses)
+	require.Eventually(t, func() bool { return running.Load() == 2 }, 10*time.Second, time.Millisecond)
+	close(release)
+	for _, id := range ids {
+		b.waitStatus(t, id, convoy.DeliverySuccess)
+	}
+	require.Equal(t, int64(2), most.Load(), "never more than PerEndpoint at once")
+}
+
+// TestCloseReleasesWhatSendLeased: a delivery leased by a Send that
+// returns while Close runs is given back to the queue, not attempted and
+// not left leased.
+func TestCloseReleasesWhatSendLeased(t *testing.T) {
+	st := newLeaseCountingStore(memory.New())
+	inserted, proceed := make(chan struct{}), make(chan struct{})
+	st.afterInsert = func() {
+		close(inserted)
+		<-proceed
+	}
+	b := setup(t, st, nil)
+	rc := testutil.NewReceiver(t, nil)
+	b.endpoint(t, rc.URL, nil)
+
+	sent := make(chan *convoy.SendResult, 1)
+	go func() {
+		res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Error(err)
+		}
+		sent <- res
+	}()
+	<-inserted
+	closed := make(chan error, 1)
+	go func() { closed <- b.d.Close(context.Background()) }()
+	// A Send to an app that does not exist fails ErrNotFound until Close
+	// begins, then ErrClosed, storing nothing either way.
+	nobody := convoy.NewID()
+	require.Eventually(t, func() bool {
+		_, err := b.d.Send(context.Background(), nobody, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		return errors.Is(err, convoy.ErrClosed)
+	}, 10*time.Second, time.Millisecond)
+	close(proceed)
+	res := <-sent
+	require.Equal(t, convoy.DeliveryScheduled, res.Deliveries[0].Status, "Send reports the delivery as released")
+	require.NoError(t, <-closed)
+
+	got, err := st.GetDelivery(context.Background(), res.Deliveries[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, convoy.DeliveryScheduled, got.Status, "released for the next dispatcher")
+	require.Equal(t, 0, got.Attempts)
+	require.Zero(t, rc.Count())
+}
+
+// TestRepeatedSendDoesNotHandOverTheFirstDelivery: an idempotent repeat
+// returns the first delivery, leased to this dispatcher and in flight;
+// Send must not hand it to a second worker.
+func TestRepeatedSendDoesNotHandOverTheFirstDelivery(t *testing.T) {
+	release := make(chan struct{})
+	rc := testutil.NewReceiver(t, func(int, http.ResponseWriter, *http.Request) { <-release })
+	b := setup(t, memoryStore(), nil)
+	b.endpoint(t, rc.URL, nil)
+	ev := convoy.Event{Type: "x", Data: json.RawMessage(`{}`), IdempotencyKey: "order-1"}
+	first, err := b.d.Send(context.Background(), b.app.ID, ev)
+	require.NoError(t, err)
+	<-rc.Requests
+	again, err := b.d.Send(context.Background(), b.app.ID, ev)
+	require.NoError(t, err)
+	require.True(t, again.Duplicate)
+	require.Equal(t, convoy.DeliveryProcessing, again.Deliveries[0].Status)
+	close(release)
+	b.waitStatus(t, first.Deliveries[0].ID, convoy.DeliverySuccess)
+	require.Len(t, b.attempts(t, first.Deliveries[0].ID), 1)
+	require.Equal(t, 1, rc.Count())
+}
