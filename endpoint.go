@@ -69,6 +69,15 @@ type Endpoint struct {
 	Signing Signing
 	// Retry, when not nil, overrides the dispatcher's retry strategy.
 	Retry *RetryPolicy
+	// RateLimit, when not nil, bounds how fast requests to the endpoint
+	// start; deliveries beyond it wait in the queue without holding a
+	// worker or a lease. See RateLimit.
+	RateLimit *RateLimit
+	// Ordered delivers the endpoint's events one at a time, in the order
+	// they were sent: a delivery is not attempted while an earlier one to
+	// the endpoint is still pending (Scheduled, Processing or Retry). See
+	// "Ordered delivery" in the package documentation for its cost.
+	Ordered bool
 	// Health records how delivery to the endpoint has gone. The store keeps
 	// it up to date; it is ignored on create and update.
 	Health EndpointHealth
@@ -162,6 +171,11 @@ func (e *Endpoint) Validate() error {
 	}
 	if e.Retry != nil {
 		if err := e.Retry.Validate(); err != nil {
+			return err
+		}
+	}
+	if e.RateLimit != nil {
+		if err := e.RateLimit.Validate(); err != nil {
 			return err
 		}
 	}
@@ -286,6 +300,10 @@ func (e *Endpoint) Clone() *Endpoint {
 		r := e.Retry.clone()
 		c.Retry = &r
 	}
+	if e.RateLimit != nil {
+		r := *e.RateLimit
+		c.RateLimit = &r
+	}
 	return &c
 }
 
@@ -400,6 +418,11 @@ type EndpointUpdate struct {
 	// &RetryPolicy{} (no Kind) removes the override, so the dispatcher's
 	// Config.Retry applies.
 	Retry *RetryPolicy
+	// RateLimit, when set, replaces the endpoint's rate limit;
+	// &RateLimit{} removes it.
+	RateLimit *RateLimit
+	// Ordered, when set, turns ordered delivery on or off.
+	Ordered *bool
 }
 
 // check refuses updates whose meaning is unclear: a retry policy without
@@ -410,6 +433,11 @@ func (u EndpointUpdate) check(now time.Time) error {
 	if r := u.Retry; r != nil && r.Kind == "" &&
 		(r.Interval != 0 || r.Multiplier != 0 || r.MaxInterval != 0 || r.Jitter != 0 || r.Limit != 0 || len(r.Schedule) > 0) {
 		return invalid(ErrInvalidRetry, "EndpointUpdate.Retry", "no Kind; &RetryPolicy{} removes the override")
+	}
+	if r := u.RateLimit; r != nil && *r != (RateLimit{}) {
+		if err := r.Validate(); err != nil {
+			return err
+		}
 	}
 	if u.Secrets != nil && len(*u.Secrets) > 0 && len(liveSecrets(*u.Secrets, now)) == 0 {
 		return invalid(ErrInvalidSecret, "EndpointUpdate.Secrets", "every secret given has expired")
@@ -446,6 +474,17 @@ func (u EndpointUpdate) apply(e *Endpoint, now time.Time) {
 			r := u.Retry.clone()
 			e.Retry = &r
 		}
+	}
+	if u.RateLimit != nil {
+		if *u.RateLimit == (RateLimit{}) {
+			e.RateLimit = nil
+		} else {
+			r := *u.RateLimit
+			e.RateLimit = &r
+		}
+	}
+	if u.Ordered != nil {
+		e.Ordered = *u.Ordered
 	}
 	e.UpdatedAt = now
 }

@@ -24,6 +24,8 @@ func fullEndpoint(url string) convoy.Endpoint {
 		Secrets:     []convoy.Secret{{Value: "endpoint-own-secret-0123456789"}},
 		Signing:     convoy.Signing{Scheme: convoy.SchemeConvoyAdvanced, Hash: "SHA512"},
 		Retry:       &r,
+		RateLimit:   &convoy.RateLimit{PerSecond: 50, Burst: 10},
+		Ordered:     true,
 	}
 }
 
@@ -50,6 +52,11 @@ func TestUpdateEndpointChangesOnlyWhatItNames(t *testing.T) {
 				{"Signing", convoy.EndpointUpdate{Signing: &convoy.Signing{}}, func(t *testing.T, e *convoy.Endpoint) { require.Equal(t, convoy.Signing{}, e.Signing) }},
 				{"Retry", convoy.EndpointUpdate{Retry: &newRetry}, func(t *testing.T, e *convoy.Endpoint) { require.Equal(t, &newRetry, e.Retry) }},
 				{"RetryCleared", convoy.EndpointUpdate{Retry: &convoy.RetryPolicy{}}, func(t *testing.T, e *convoy.Endpoint) { require.Nil(t, e.Retry) }},
+				{"RateLimit", convoy.EndpointUpdate{RateLimit: &convoy.RateLimit{PerSecond: 0.5}}, func(t *testing.T, e *convoy.Endpoint) {
+					require.Equal(t, &convoy.RateLimit{PerSecond: 0.5}, e.RateLimit)
+				}},
+				{"RateLimitCleared", convoy.EndpointUpdate{RateLimit: &convoy.RateLimit{}}, func(t *testing.T, e *convoy.Endpoint) { require.Nil(t, e.RateLimit) }},
+				{"Ordered", convoy.EndpointUpdate{Ordered: convoy.Ptr(false)}, func(t *testing.T, e *convoy.Endpoint) { require.False(t, e.Ordered) }},
 			}
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
@@ -86,6 +93,10 @@ func TestUpdateEndpointChangesOnlyWhatItNames(t *testing.T) {
 							e.Signing = convoy.Signing{}
 						case "Retry", "RetryCleared":
 							e.Retry = nil
+						case "RateLimit", "RateLimitCleared":
+							e.RateLimit = nil
+						case "Ordered":
+							e.Ordered = false
 						}
 					}
 					require.Equal(t, want, keep)
@@ -130,6 +141,12 @@ func TestUpdateEndpointRefusesBadInputAndChangesNothing(t *testing.T) {
 		EventTypes:  &[]string{"bad type"},
 	})
 	require.ErrorIs(t, err, convoy.ErrInvalidEventType)
+	for _, rl := range []convoy.RateLimit{{PerSecond: -1}, {PerSecond: 0, Burst: 5}, {PerSecond: 1, Burst: -1}, {PerSecond: 2e6}} {
+		_, err = b.d.UpdateEndpoint(ctx, ep.ID, convoy.EndpointUpdate{Description: convoy.Ptr("new"), RateLimit: &rl})
+		require.ErrorIs(t, err, convoy.ErrInvalidRateLimit, "%+v", rl)
+	}
+	_, err = b.d.AddEndpoint(ctx, b.app.ID, convoy.Endpoint{URL: "https://example.com/x", RateLimit: &convoy.RateLimit{}})
+	require.ErrorIs(t, err, convoy.ErrInvalidRateLimit, "a zero rate limit on create")
 	got, err := b.d.GetEndpoint(ctx, ep.ID)
 	require.NoError(t, err)
 	require.Equal(t, ep, got)

@@ -56,6 +56,9 @@ var (
 	ErrUnknownScheme = fmt.Errorf("%w: unknown signature scheme", ErrInvalid)
 	// ErrInvalidRetry reports a retry policy whose parameters cannot work.
 	ErrInvalidRetry = fmt.Errorf("%w: bad retry policy", ErrInvalid)
+	// ErrInvalidRateLimit reports a rate limit whose parameters cannot
+	// work.
+	ErrInvalidRateLimit = fmt.Errorf("%w: bad rate limit", ErrInvalid)
 	// ErrInvalidConfig reports a Config that New refuses.
 	ErrInvalidConfig = fmt.Errorf("%w: bad config", ErrInvalid)
 

@@ -350,6 +350,14 @@ func binEndpoint(e *convoy.Endpoint) []byte {
 	w.time(h.LastSuccessAt)
 	w.time(e.CreatedAt)
 	w.time(e.UpdatedAt)
+	// Flow control, added after schema 2 shipped: records without it end
+	// here, and read as no rate limit, not ordered.
+	w.bool(e.Ordered)
+	w.bool(e.RateLimit != nil)
+	if rl := e.RateLimit; rl != nil {
+		w.f64(rl.PerSecond)
+		w.int(int64(rl.Burst))
+	}
 	return w.b
 }
 
@@ -388,6 +396,12 @@ func unbinEndpoint(b []byte) (*convoy.Endpoint, error) {
 		FailingSince: r.time(), LastSuccessAt: r.time(),
 	}
 	e.CreatedAt, e.UpdatedAt = r.time(), r.time()
+	if r.err == nil && len(r.b) > 0 {
+		e.Ordered = r.bool()
+		if r.bool() {
+			e.RateLimit = &convoy.RateLimit{PerSecond: r.f64(), Burst: int(r.int())}
+		}
+	}
 	return e, r.done("endpoint")
 }
 

@@ -189,9 +189,9 @@ func (s *Store) ListApps(ctx context.Context, page convoy.Page) ([]*convoy.App, 
 // endpointCols are the columns of an endpoint's row (its health is in
 // endpoint_state); selectEndpoint reads both, for scanEndpoint.
 const (
-	endpointCols   = `id, app_id, url, description, status, event_types, headers, secrets, signing, retry, created_at, updated_at`
+	endpointCols   = `id, app_id, url, description, status, event_types, headers, secrets, signing, retry, created_at, updated_at, ordered, rate_limit`
 	selectEndpoint = `SELECT e.id, e.app_id, e.url, e.description, e.status, e.event_types, e.headers, e.secrets, e.signing,
-		e.retry, s.health, e.created_at, e.updated_at
+		e.retry, s.health, e.created_at, e.updated_at, e.ordered, e.rate_limit
 		FROM {s}.endpoints e JOIN {s}.endpoint_state s ON s.endpoint_id = e.id`
 )
 
@@ -199,12 +199,18 @@ func scanEndpoint(row pgx.Row) (*convoy.Endpoint, error) {
 	var (
 		e                                       convoy.Endpoint
 		types, headers, secrets, signing, retry []byte
-		health                                  []byte
+		health, rate                            []byte
 		created, updated                        *int64
 	)
 	if err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Status, &types, &headers, &secrets,
-		&signing, &retry, &health, &created, &updated); err != nil {
+		&signing, &retry, &health, &created, &updated, &e.Ordered, &rate); err != nil {
 		return nil, err
+	}
+	if rate != nil {
+		e.RateLimit = new(convoy.RateLimit)
+		if err := decodeJSON("rate limit", rate, e.RateLimit); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if err := decodeJSON("event types", types, &e.EventTypes); err != nil {
@@ -248,6 +254,13 @@ func encodeRetry(r *convoy.RetryPolicy) []byte {
 	return mustJSON(r)
 }
 
+func encodeRateLimit(r *convoy.RateLimit) []byte {
+	if r == nil {
+		return nil
+	}
+	return mustJSON(r)
+}
+
 // CreateEndpoint implements [convoy.Store]. The endpoint's Health is not
 // taken from ep: a new endpoint starts with none.
 func (s *Store) CreateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
@@ -265,7 +278,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 	_, err := s.pool.Exec(ctx, s.q(`
 		WITH ins AS (
 			INSERT INTO {s}.endpoints (`+endpointCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $15, $16)
 			RETURNING id
 		), st AS (
 			INSERT INTO {s}.endpoint_state (endpoint_id, health) SELECT id, $13 FROM ins
@@ -273,7 +286,8 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 		SELECT {s}.add_counts($14) FROM ins`),
 		ep.ID, ep.AppID, ep.URL, ep.Description, ep.Status, mustJSON(ep.EventTypes), mustJSON(ep.Headers),
 		encodeSecrets(ep.Secrets), mustJSON(ep.Signing), encodeRetry(ep.Retry),
-		nanos(ep.CreatedAt), nanos(ep.UpdatedAt), encodeHealth(convoy.EndpointHealth{}), c.array())
+		nanos(ep.CreatedAt), nanos(ep.UpdatedAt), encodeHealth(convoy.EndpointHealth{}), c.array(),
+		ep.Ordered, encodeRateLimit(ep.RateLimit))
 	switch code, constraint := pgErr(err); {
 	case code == codeUniqueViolation:
 		return duplicate("endpoint", ep.ID)
@@ -345,10 +359,11 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.E
 		}
 		if _, err := tx.Exec(ctx, s.q(`
 			UPDATE {s}.endpoints SET url = $2, description = $3, status = $4, event_types = $5, headers = $6,
-				secrets = $7, signing = $8, retry = $9, updated_at = $10
+				secrets = $7, signing = $8, retry = $9, updated_at = $10, ordered = $11, rate_limit = $12
 			WHERE id = $1`),
 			c.ID, c.URL, c.Description, c.Status, mustJSON(c.EventTypes), mustJSON(c.Headers),
-			encodeSecrets(c.Secrets), mustJSON(c.Signing), encodeRetry(c.Retry), nanos(c.UpdatedAt)); err != nil {
+			encodeSecrets(c.Secrets), mustJSON(c.Signing), encodeRetry(c.Retry), nanos(c.UpdatedAt),
+			c.Ordered, encodeRateLimit(c.RateLimit)); err != nil {
 			return s.wrap(err)
 		}
 		if err := cn.add(ctx, tx, s); err != nil {

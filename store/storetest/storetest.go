@@ -81,6 +81,7 @@ func suite() []group {
 			{"UpdateStatusCounts", testUpdateEndpointStatusCounts},
 			{"UpdateKeepsStatusChangedMeanwhile", testUpdateEndpointKeepsStatus},
 			{"UpdateConcurrent", testUpdateEndpointConcurrent},
+			{"FlowControl", testEndpointFlowControl},
 		}},
 		{"Events", []testCase{
 			{"Insert", testInsertEvent},

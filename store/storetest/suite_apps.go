@@ -247,6 +247,33 @@ func testEndpointCRUD(t *testing.T, s convoy.Store) {
 	require.Equal(t, e.ep.ID, eps[0].ID)
 }
 
+// testEndpointFlowControl checks that the flow control settings are
+// stored, listed, changed and removed.
+func testEndpointFlowControl(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	ep := NewEndpoint(e.app.ID)
+	ep.Ordered = true
+	ep.RateLimit = &convoy.RateLimit{PerSecond: 2.5, Burst: 3}
+	require.NoError(t, s.CreateEndpoint(e.ctx, ep))
+	requireEqual(t, ep, e.endpoint(ep.ID))
+	eps, _, err := s.ListEndpoints(e.ctx, e.app.ID, convoy.Page{})
+	require.NoError(t, err)
+	require.Len(t, eps, 2)
+	requireEqual(t, ep, eps[1], "listed with its settings")
+
+	u := ep.Clone()
+	u.RateLimit = &convoy.RateLimit{PerSecond: 0.5}
+	requireEqual(t, u, e.updateEndpoint(u))
+	requireEqual(t, u, e.endpoint(ep.ID))
+	u.Ordered, u.RateLimit = false, nil
+	requireEqual(t, u, e.updateEndpoint(u))
+	requireEqual(t, u, e.endpoint(ep.ID))
+
+	bad := NewEndpoint(e.app.ID)
+	bad.RateLimit = &convoy.RateLimit{PerSecond: -1}
+	require.ErrorIs(t, s.CreateEndpoint(e.ctx, bad), convoy.ErrInvalid)
+}
+
 func testEndpointInvalid(t *testing.T, s convoy.Store) {
 	e := setup(t, s)
 	ctx := e.ctx
