@@ -2,6 +2,7 @@ package convoy
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -237,6 +238,40 @@ type ClaimRequest struct {
 	// InFlight is how many deliveries of each endpoint the caller already
 	// has in flight.
 	InFlight map[string]int
+	// Caps, when set, overrides PerEndpoint for the endpoints it lists:
+	// at most Caps[id] - InFlight[id] deliveries of endpoint id are handed
+	// out (none when that is zero or less), whether or not PerEndpoint is
+	// set. The Dispatcher lists the endpoints whose flow control (rate
+	// limit, adaptive concurrency, circuit breaker) allows fewer than
+	// PerEndpoint at the moment. Stores read it through Cap.
+	Caps map[string]int
+}
+
+// Cap returns the most deliveries of an endpoint that may be in flight
+// under r, counting InFlight (Caps[endpointID], else PerEndpoint), and
+// whether there is such a bound at all.
+func (r ClaimRequest) Cap(endpointID string) (n int, capped bool) {
+	if c, ok := r.Caps[endpointID]; ok {
+		return c, true
+	}
+	if r.PerEndpoint > 0 {
+		return r.PerEndpoint, true
+	}
+	return 0, false
+}
+
+// Capped reports whether r bounds any endpoint.
+func (r ClaimRequest) Capped() bool { return r.PerEndpoint > 0 || len(r.Caps) > 0 }
+
+// Room returns how many more deliveries of an endpoint r lets a store
+// hand out, given taken already handed out by this call: Cap - InFlight -
+// taken, or math.MaxInt when the endpoint has no bound.
+func (r ClaimRequest) Room(endpointID string, taken int) int {
+	c, ok := r.Cap(endpointID)
+	if !ok {
+		return math.MaxInt
+	}
+	return c - r.InFlight[endpointID] - taken
 }
 
 // Transition ends a claim with exactly one store call (see Store.Record).

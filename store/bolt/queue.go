@@ -194,9 +194,7 @@ func (h *streamHeap) Pop() any {
 func pickDue(tx *bbolt.Tx, req convoy.ClaimRequest, maxSkip int) (picks, parks []duePick) {
 	nowKey := timeKey(req.Now)
 	taken := make(map[string]int)
-	full := func(ep string) bool {
-		return req.PerEndpoint > 0 && req.InFlight[ep]+taken[ep] >= req.PerEndpoint
-	}
+	full := func(ep string) bool { return req.Room(ep, taken[ep]) <= 0 }
 	var h streamHeap
 	due := &dueStream{c: tx.Bucket(bucketDue).Cursor()}
 	if due.k, due.v = due.c.First(); due.valid(nowKey) {

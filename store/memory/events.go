@@ -114,7 +114,7 @@ func (s *Store) insert(ctx context.Context, ev *convoy.Event, deliveries []*conv
 	for i, d := range kept {
 		dr := &deliveryRec{d: d.Clone(), ep: eps[i], heapIdx: -1}
 		if leases > 0 && d.Status == convoy.DeliveryScheduled &&
-			(claim.PerEndpoint <= 0 || taken[d.EndpointID]+claim.InFlight[d.EndpointID] < claim.PerEndpoint) {
+			claim.Room(d.EndpointID, taken[d.EndpointID]) > 0 {
 			lease(dr.d, *claim)
 			taken[d.EndpointID]++
 			leases--

@@ -30,7 +30,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		full    []*endpointRec // endpoints at capacity, out of s.due meanwhile
 		taken   map[*endpointRec]int
 	)
-	if req.PerEndpoint > 0 {
+	if req.Capped() {
 		taken = make(map[*endpointRec]int)
 	}
 	now := keyOf(req.Now)
@@ -40,7 +40,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		if dr.key.after(now) {
 			break
 		}
-		if req.PerEndpoint > 0 && taken[er]+req.InFlight[er.ep.ID] >= req.PerEndpoint {
+		if taken != nil && req.Room(er.ep.ID, taken[er]) <= 0 {
 			heap.Pop(&s.due)
 			full = append(full, er)
 			continue

@@ -266,7 +266,7 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 		if o.claim == nil || o.claim.Limit <= 0 {
 			continue
 		}
-		capped = capped || o.claim.PerEndpoint > 0
+		capped = capped || o.claim.Capped()
 		now := sortNanos(o.claim.Now)
 		if minimum == nil || now < *minimum {
 			minimum = &now
@@ -347,7 +347,7 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 			if d.Status != convoy.DeliveryScheduled {
 				continue
 			}
-			if req.PerEndpoint > 0 {
+			if limit, ok := req.Cap(d.EndpointID); ok {
 				if !isLocked[d.EndpointID] {
 					continue
 				}
@@ -362,7 +362,7 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 						others += n
 					}
 				}
-				if req.InFlight[d.EndpointID]+taken[d.EndpointID][req.Owner]+others >= req.PerEndpoint {
+				if req.InFlight[d.EndpointID]+taken[d.EndpointID][req.Owner]+others >= limit {
 					continue
 				}
 			}

@@ -43,21 +43,27 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 	}
 	limit := min(req.Limit, math.MaxInt32/8)
 	var (
-		eps []string
-		ns  []int32
+		eps, capEps []string
+		ns, caps    []int32
 	)
-	if req.PerEndpoint > 0 {
+	if req.Capped() {
 		for id, n := range req.InFlight {
 			if n > 0 && convoy.ValidateID("", id) == nil {
 				eps = append(eps, id)
 				ns = append(ns, int32(min(n, math.MaxInt32)))
 			}
 		}
+		for id, c := range req.Caps {
+			if convoy.ValidateID("", id) == nil {
+				capEps = append(capEps, id)
+				caps = append(caps, int32(min(max(c, 0), math.MaxInt32)))
+			}
+		}
 	}
 	perEndpoint := min(max(req.PerEndpoint, 0), math.MaxInt32)
 	scan := min(max(4*limit, 64), 10000)
-	rows, err := s.pool.Query(ctx, s.q(`SELECT `+deliveryCols+` FROM {s}.claim($1, $2, $3, $4, $5, $6, $7, $8)`),
-		sortNanos(req.Now), limit, req.Owner, expires.UnixNano(), perEndpoint, eps, ns, scan)
+	rows, err := s.pool.Query(ctx, s.q(`SELECT `+deliveryCols+` FROM {s}.claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`),
+		sortNanos(req.Now), limit, req.Owner, expires.UnixNano(), perEndpoint, eps, ns, scan, capEps, caps)
 	if err != nil {
 		return nil, s.wrap(err)
 	}

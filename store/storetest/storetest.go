@@ -114,6 +114,7 @@ func suite() []group {
 			{"Lease", testClaimLease},
 			{"FinalNeverClaimed", testClaimFinal},
 			{"Capacity", testClaimCapacity},
+			{"Caps", testClaimCaps},
 			{"Concurrent", testClaimConcurrent},
 			{"InvalidInput", testClaimInvalid},
 		}},

@@ -623,3 +623,41 @@ func testNextDue(t *testing.T, s convoy.Store) {
 	_, ok = e.nextDue()
 	require.False(t, ok, "everything final")
 }
+
+// testClaimCaps checks ClaimRequest.Caps: a cap per endpoint that
+// overrides PerEndpoint, counting InFlight, with or without PerEndpoint.
+func testClaimCaps(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	a, b, c := e.ep, e.newEndpoint(e.app.ID), e.newEndpoint(e.app.ID)
+	for i := range 3 {
+		e.send(epoch.Add(time.Duration(i)*time.Second), a, b, c)
+	}
+	now := epoch.Add(time.Minute)
+	perEndpoint := func(ds []*convoy.Delivery) map[string]int {
+		n := map[string]int{}
+		for _, d := range ds {
+			n[d.EndpointID]++
+		}
+		return n
+	}
+	got := e.claim(convoy.ClaimRequest{Now: now, PerEndpoint: 2, Caps: map[string]int{a.ID: 0, b.ID: 3}, InFlight: map[string]int{b.ID: 2}})
+	require.Equal(t, map[string]int{b.ID: 1, c.ID: 2}, perEndpoint(got), "a capped to none, b to 3 with 2 in flight, c at PerEndpoint")
+
+	// Without PerEndpoint only the listed endpoints are bounded.
+	got = e.claim(convoy.ClaimRequest{Now: now, Caps: map[string]int{a.ID: 1}})
+	require.Equal(t, map[string]int{a.ID: 1, b.ID: 2, c.ID: 1}, perEndpoint(got))
+
+	// InsertEventClaim honours them too.
+	if ci, ok := s.(convoy.ClaimingInserter); ok {
+		e2 := setup(t, s)
+		later := now.Add(2 * lease) // the leases above have expired: drain them first
+		for _, d := range e.claim(convoy.ClaimRequest{Now: later}) {
+			e.record(convoy.Transition{DeliveryID: d.ID, LeaseID: d.LeaseID, Now: later, Status: convoy.DeliveryDiscarded})
+		}
+		x, y := e2.ep, e2.newEndpoint(e2.app.ID)
+		ev := NewEvent(e2.app.ID, later)
+		ds := []*convoy.Delivery{NewDelivery(ev, x.ID), NewDelivery(ev, y.ID)}
+		_, leased := e2.insertClaim(ci, convoy.ClaimRequest{Now: later, Limit: 10, Caps: map[string]int{x.ID: 0}}, ev, ds...)
+		require.Equal(t, []string{ds[1].ID}, ids(leased))
+	}
+}
