@@ -193,6 +193,14 @@ type Config struct {
 	// per endpoint (attempts, failures, success rate). Default 5 min.
 	StatsWindow time.Duration
 
+	// Adaptive, when set, adapts each endpoint's in-flight limit to how
+	// its receiver copes, between 1 and PerEndpoint (see
+	// AdaptiveConcurrency). Off by default: the limit is PerEndpoint.
+	Adaptive *AdaptiveConcurrency
+	// Breaker, when set, stops attempting endpoints that fail
+	// consistently for a cool-down (see CircuitBreaker). Off by default.
+	Breaker *CircuitBreaker
+
 	// OnAttempt, when set, is called after every recorded attempt (and
 	// after a delivery is Discarded or Abandoned without one).
 	//
@@ -296,6 +304,16 @@ func (c Config) validate() error {
 	if c.Retention < 0 {
 		return invalid(ErrInvalidConfig, "Config.Retention", "negative")
 	}
+	if c.Adaptive != nil {
+		if err := c.Adaptive.validate(); err != nil {
+			return err
+		}
+	}
+	if c.Breaker != nil {
+		if err := c.Breaker.validate(); err != nil {
+			return err
+		}
+	}
 	switch p := c.Retry.(type) {
 	case RetryPolicy:
 		if err := p.Validate(); err != nil {
@@ -355,6 +373,7 @@ type Dispatcher struct {
 	counts   counters
 	cache    settingsCache
 	recent   *activity     // attempts per endpoint over StatsWindow
+	flow     *flowState    // rate limits, adaptive limits, breakers
 	storeBad recordFailing // records failing: claiming paused
 }
 
@@ -382,6 +401,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		ready:    make(chan job, cfg.Workers),
 	}
 	d.recent = newActivity(cfg.StatsWindow)
+	d.flow = newFlowState(cfg)
 	d.client = d.newHTTPClient()
 	return d, nil
 }

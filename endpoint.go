@@ -106,6 +106,10 @@ type EndpointHealth struct {
 	FailingSince time.Time
 	// LastSuccessAt is the start time of the latest successful attempt.
 	LastSuccessAt time.Time
+	// Circuit is the state of the endpoint's circuit breaker in the
+	// Dispatcher that read the endpoint (see Config.Breaker); empty
+	// without one. Stores do not keep it.
+	Circuit CircuitState
 }
 
 // Limits on endpoint fields.
@@ -389,7 +393,22 @@ func (d *Dispatcher) GetEndpoint(ctx context.Context, id string) (*Endpoint, err
 	if err := ValidateID("endpointID", id); err != nil {
 		return nil, err
 	}
-	return d.store.GetEndpoint(ctx, id)
+	ep, err := d.store.GetEndpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d.withCircuit(ep)
+	return ep, nil
+}
+
+// withCircuit sets ep.Health.Circuit from this dispatcher's breaker.
+func (d *Dispatcher) withCircuit(ep *Endpoint) {
+	if d.flow.breaker != nil {
+		ep.Health.Circuit = d.EndpointFlow(ep.ID).Circuit
+		if ep.Health.Circuit == "" {
+			ep.Health.Circuit = CircuitClosed
+		}
+	}
 }
 
 // EndpointUpdate names the endpoint settings UpdateEndpoint changes. A nil
@@ -623,5 +642,9 @@ func (d *Dispatcher) ListEndpoints(ctx context.Context, appID string, page Page)
 	if err := ValidateID("appID", appID); err != nil {
 		return nil, "", err
 	}
-	return d.store.ListEndpoints(ctx, appID, page)
+	eps, next, err := d.store.ListEndpoints(ctx, appID, page)
+	for _, ep := range eps {
+		d.withCircuit(ep)
+	}
+	return eps, next, err
 }

@@ -160,6 +160,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 				Lease:       d.cfg.Lease,
 				PerEndpoint: d.cfg.PerEndpoint,
 				InFlight:    inFlight,
+				Caps:        d.flow.caps(inFlight, now),
 			})
 			cancel()
 			if err != nil {
@@ -176,6 +177,13 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			}
 			errWait = 0
 			for _, dl := range ds {
+				if !d.flow.admit(dl.EndpointID, inFlight[dl.EndpointID], now) {
+					// Claimed before its endpoint's limits were known here:
+					// back to the queue, with no attempt spent.
+					d.releaseLease(dl)
+					continue
+				}
+				inFlight[dl.EndpointID]++
 				d.acquire(dl.EndpointID)
 				jobs <- job{dl: dl}
 			}
@@ -192,6 +200,10 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 // looked at.
 func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool, since time.Time) {
 	wait := d.cfg.PollInterval
+	if next := d.flow.next(since); !next.IsZero() {
+		// A rate token or the end of a cool-down may release due work.
+		wait = min(wait, next.Sub(since))
+	}
 	if haveCapacity {
 		if next, ok, err := d.store.NextDue(ctx); err == nil && ok {
 			switch dt := next.Sub(since); {
@@ -283,6 +295,7 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
 	}
 
 	now := d.clock.Now()
+	d.flow.observe(ep, now)
 	t := Transition{DeliveryID: dl.ID, LeaseID: dl.LeaseID, Now: now}
 	switch {
 	case dl.Claims > d.cfg.MaxClaims:
@@ -308,6 +321,10 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
 		t.Now, t.Attempt = now, a
 		d.decide(&t, dl, ep, out, now)
 		d.recent.add(dl.EndpointID, now, !a.Success())
+		if before, after := d.flow.result(dl.EndpointID, a, out.overload, now); before != after {
+			d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: endpoint circuit "+string(after),
+				slog.String("endpoint_id", dl.EndpointID), slog.String("was", string(before)))
+		}
 	}
 	rec.record(ctx, dl, ep, t)
 }

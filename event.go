@@ -142,8 +142,11 @@ func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*SendRes
 	if err != nil {
 		return nil, err
 	}
+	for _, ep := range eps {
+		d.flow.observe(ep, e.CreatedAt)
+	}
 	if ci, ok := d.store.(ClaimingInserter); ok {
-		if r := d.reserve(deliveries); r != nil {
+		if r := d.reserve(deliveries, e.CreatedAt); r != nil {
 			return d.sendLeased(ctx, ci, r, e, deliveries, eps)
 		}
 	}
@@ -160,13 +163,14 @@ type reservation struct {
 	n        int
 	endpoint map[string]int
 	inFlight map[string]int
+	caps     map[string]int
 }
 
 // reserve takes free workers for the Scheduled deliveries of a Send, up to
 // PerEndpoint per endpoint, as Claim would, or returns nil when the
 // dispatcher is not running or has none free. The scheduler counts them
 // as busy until sendLeased hands them over or gives them back.
-func (d *Dispatcher) reserve(ds []*Delivery) *reservation {
+func (d *Dispatcher) reserve(ds []*Delivery, now time.Time) *reservation {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	free := d.cfg.Workers - d.busy
@@ -180,7 +184,8 @@ func (d *Dispatcher) reserve(ds []*Delivery) *reservation {
 		if free == 0 {
 			break
 		}
-		if dl.Status != DeliveryScheduled || d.inFlight[dl.EndpointID] >= d.cfg.PerEndpoint {
+		if dl.Status != DeliveryScheduled || d.inFlight[dl.EndpointID] >= d.cfg.PerEndpoint ||
+			!d.flow.admit(dl.EndpointID, d.inFlight[dl.EndpointID], now) {
 			continue
 		}
 		if r == nil {
@@ -197,6 +202,13 @@ func (d *Dispatcher) reserve(ds []*Delivery) *reservation {
 	}
 	if r != nil {
 		d.sending.Add(1)
+		// The store leases what was reserved, no more: an endpoint's cap
+		// is its in-flight count plus its reservation (none for those
+		// without one).
+		r.caps = make(map[string]int, len(ds))
+		for _, dl := range ds {
+			r.caps[dl.EndpointID] = r.inFlight[dl.EndpointID] + r.endpoint[dl.EndpointID]
+		}
 	}
 	return r
 }
@@ -213,6 +225,7 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 		Lease:       d.cfg.Lease,
 		PerEndpoint: d.cfg.PerEndpoint,
 		InFlight:    r.inFlight,
+		Caps:        r.caps,
 	})
 	if err == nil && res.Inserted {
 		d.mu.Lock()
@@ -243,6 +256,7 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 			continue
 		}
 		back += n
+		d.flow.refund(id, n, e.CreatedAt)
 		d.busy -= n
 		if d.inFlight[id] -= n; d.inFlight[id] <= 0 {
 			delete(d.inFlight, id)

@@ -32,6 +32,7 @@ type outcome struct {
 	gone       bool          // 410
 	blocked    bool          // refused by the SSRF guard
 	shutdown   bool          // cut short by Close: release, don't record
+	overload   bool          // timed out, or answered 429 or 503
 }
 
 // attempt makes one HTTP try and returns its record.
@@ -76,6 +77,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 		a.RemoteIP = hostOnly(remote)
 		out.shutdown = parent.Err() != nil
 		out.blocked = errors.Is(err, ErrBlockedAddress)
+		out.overload = ctx.Err() != nil && parent.Err() == nil
 		a.Error = describeTransportError(err, d.cfg.Timeout)
 		return a, out
 	}
@@ -102,6 +104,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 		if ctx.Err() != nil {
 			// The deadline closed the body under the read.
 			rerr = ctx.Err()
+			out.overload = !out.shutdown
 		}
 		a.Error = "convoy: reading response: " + describeTransportError(rerr, d.cfg.Timeout)
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
@@ -115,6 +118,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 		out.gone = true
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		out.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), d.clock.Now())
+		out.overload = true
 	}
 	return a, out
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"expvar"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +73,12 @@ type Stats struct {
 	// each see their own share: sum them, or read Endpoint.Health, which
 	// the store keeps for all of them.
 	Recent []EndpointActivity `json:"recent,omitempty"`
+	// Flow lists the endpoints under a flow control of this dispatcher
+	// (rate limit, adaptive concurrency, circuit breaker), those allowed
+	// the least first, at most MaxRecentEndpoints; OpenCircuits counts
+	// the endpoints whose circuit is open.
+	Flow         []EndpointFlow `json:"flow,omitempty"`
+	OpenCircuits int            `json:"open_circuits"`
 
 	// RecordsFailing reports that the store is refusing attempt records
 	// (a full disk, a database down) since RecordsFailingSince: claiming
@@ -141,8 +148,26 @@ func (d *Dispatcher) Stats(ctx context.Context) (Stats, error) {
 	}
 	d.mu.Lock()
 	s.InFlight = d.busy
+	inFlight := maps.Clone(d.inFlight)
 	d.mu.Unlock()
+	s.Flow = d.flow.all(inFlight, now, MaxRecentEndpoints)
+	for _, f := range s.Flow {
+		if f.Circuit == CircuitOpen {
+			s.OpenCircuits++
+		}
+	}
 	return s, nil
+}
+
+// EndpointFlow returns what this dispatcher's flow controls allow the
+// endpoint now: its in-flight limit, circuit state and rate tokens. It
+// reads memory only.
+func (d *Dispatcher) EndpointFlow(endpointID string) EndpointFlow {
+	d.mu.Lock()
+	n := d.inFlight[endpointID]
+	d.mu.Unlock()
+	f, _ := d.flow.snapshot(endpointID, n, d.clock.Now())
+	return f
 }
 
 // EndpointActivity returns how this dispatcher's attempts to the endpoint
