@@ -15,6 +15,9 @@ import (
 // most failing of those the dispatcher attempted recently.
 const maxOverviewEndpoints = 10
 
+// maxEventApps bounds the apps an events page looks up to name them.
+const maxEventApps = 10
+
 // maxEventEndpoints bounds the endpoints an event page looks up to show
 // their URLs beside the deliveries.
 const maxEventEndpoints = 20
@@ -151,8 +154,7 @@ func (h *handler) apps(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.render(w, r, http.StatusOK, "apps", page{Title: "Apps", Nav: "apps",
-		Crumbs: []crumb{{"Apps", ""}},
-		Data:   appsData{Apps: apps, Pager: newPager("apps", r.URL.Query(), next)}})
+		Data: appsData{Apps: apps, Pager: newPager("apps", r.URL.Query(), next)}})
 }
 
 type appData struct {
@@ -261,9 +263,11 @@ func (h *handler) endpoint(w http.ResponseWriter, r *http.Request) {
 type eventsData struct {
 	ID, App, Type, From, To string
 	Events                  []*convoy.Event
-	Pager                   pager
-	Searched                bool
-	Message                 string
+	// AppNames names the apps of the events listed (the first few).
+	AppNames map[string]string
+	Pager    pager
+	Searched bool
+	Message  string
 }
 
 // events: the search form and one page of ListEvents (indexed by app,
@@ -276,7 +280,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		ID: strings.TrimSpace(q.Get("id")), App: strings.TrimSpace(q.Get("app")),
 		Type: strings.TrimSpace(q.Get("type")), From: q.Get("from"), To: q.Get("to"),
 	}
-	p := page{Title: "Events", Nav: "events", Crumbs: []crumb{{"Events", ""}}}
+	p := page{Title: "Events", Nav: "events"}
 	if data.ID != "" {
 		to, err := h.findID(ctx, data.ID)
 		if err == nil {
@@ -307,6 +311,22 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data.Events, data.Pager = events, newPager("events", q, next)
+	data.AppNames = map[string]string{}
+	for _, ev := range events {
+		if _, ok := data.AppNames[ev.AppID]; ok || len(data.AppNames) == maxEventApps {
+			continue
+		}
+		app, err := h.d.GetApp(ctx, ev.AppID)
+		switch {
+		case err == nil:
+			data.AppNames[ev.AppID] = app.Name
+		case errors.Is(err, convoy.ErrNotFound):
+			data.AppNames[ev.AppID] = ""
+		default:
+			h.fail(w, r, err)
+			return
+		}
+	}
 	data.Searched = data.App != "" || data.Type != "" || data.From != "" || data.To != ""
 	p.Data = data
 	h.render(w, r, http.StatusOK, "events", p)

@@ -84,6 +84,8 @@ func serveAsset(w http.ResponseWriter, r *http.Request) {
 
 // page is what every template gets.
 type page struct {
+	// Name is the template's name, set by render.
+	Name     string
 	Title    string
 	Brand    string
 	Nav      string
@@ -144,6 +146,7 @@ func (h *handler) parseTemplates() templates {
 
 // render writes a page with status.
 func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	p.Name = name
 	p.Brand = h.opts.Title
 	p.ReadOnly = h.opts.ReadOnly
 	if p.Flash == nil {
