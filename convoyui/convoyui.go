@@ -52,10 +52,14 @@ import (
 // Options configures Handler. Authorize or Insecure must be set.
 type Options struct {
 	// Authorize decides whether a request may use the dashboard; false
-	// answers 403 Forbidden. It runs before anything else, for pages,
+	// hands it to Unauthorized. It runs before anything else, for pages,
 	// assets and actions alike, and must be safe for concurrent use. Check
 	// your own session or an admin role here. Required unless Insecure.
 	Authorize func(r *http.Request) bool
+	// Unauthorized serves the requests Authorize refuses: redirect to your
+	// sign-in page, or ask for HTTP basic auth with a 401. Default a plain
+	// 403 Forbidden.
+	Unauthorized http.Handler
 	// Insecure, without Authorize, serves everyone who reaches the
 	// dashboard through a loopback host name or address (localhost,
 	// 127.0.0.1, [::1]); any other Host is refused, so a web page cannot
@@ -155,6 +159,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case h.opts.Authorize != nil:
 		if !h.opts.Authorize(r) {
+			if h.opts.Unauthorized != nil {
+				h.opts.Unauthorized.ServeHTTP(w, r)
+				return
+			}
 			http.Error(w, "403 forbidden: not authorised to use this dashboard", http.StatusForbidden)
 			return
 		}

@@ -2,6 +2,7 @@ package convoyui_test
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +16,8 @@ import (
 )
 
 // The dashboard mounted under /webhooks/ of a service's own mux, open to
-// the requests its Authorize accepts.
+// the requests its Authorize accepts: here HTTP basic auth, which
+// Unauthorized asks the browser for.
 func ExampleHandler() {
 	store := memory.New()
 	defer store.Close()
@@ -28,11 +30,20 @@ func ExampleHandler() {
 	app, _ := d.CreateApp(ctx, convoy.App{Name: "Acme Corp"})
 	_, _ = d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://acme.example/hooks?token=abc123"})
 
-	ui := convoyui.Handler(d, convoyui.Options{
-		// Your own check: a session cookie, an admin role, a VPN header...
-		Authorize: func(r *http.Request) bool { return r.Header.Get("X-Admin") == "yes" },
+	// isAdmin is the service's own check: its session, an admin role, or,
+	// as here, a password.
+	password := []byte("correct horse battery staple")
+	isAdmin := func(r *http.Request) bool {
+		user, pass, ok := r.BasicAuth()
+		return ok && user == "admin" && subtle.ConstantTimeCompare([]byte(pass), password) == 1
+	}
+	askForPassword := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="webhooks"`)
+		http.Error(w, "sign in to see the webhooks", http.StatusUnauthorized)
 	})
+
 	mux := http.NewServeMux()
+	ui := convoyui.Handler(d, convoyui.Options{Authorize: isAdmin, Unauthorized: askForPassword})
 	mux.Handle("/webhooks/", http.StripPrefix("/webhooks", ui))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -42,14 +53,14 @@ func ExampleHandler() {
 	fmt.Println("anonymous:", resp.Status)
 
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/webhooks/app?id="+app.ID, nil)
-	req.Header.Set("X-Admin", "yes")
+	req.SetBasicAuth("admin", string(password))
 	resp, _ = http.DefaultClient.Do(req)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	fmt.Println("admin:", resp.Status)
 	fmt.Println(strings.Contains(string(body), "https://acme.example/hooks?token=[REDACTED]"))
 	// Output:
-	// anonymous: 403 Forbidden
+	// anonymous: 401 Unauthorized
 	// admin: 200 OK
 	// true
 }
