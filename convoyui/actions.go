@@ -69,6 +69,7 @@ func (h *handler) resend(ctx context.Context, r *http.Request) (string, string, 
 	if err != nil {
 		return "", "", err
 	}
+	wasInactive := h.inactive(ctx, dl.EndpointID)
 	if err := h.d.Resend(ctx, id); err != nil {
 		if errors.Is(err, convoy.ErrInvalidStatus) {
 			err = badRequest("only a Failure or Discarded delivery can be re-sent; this one is %s", dl.Status)
@@ -76,8 +77,8 @@ func (h *handler) resend(ctx context.Context, r *http.Request) (string, string, 
 		return back, "", err
 	}
 	msg := "Delivery re-sent: it is Scheduled for now, with a fresh round of retries."
-	if ep, err := h.d.GetEndpoint(ctx, dl.EndpointID); err == nil && ep.Status == convoy.EndpointPending {
-		msg += " Its endpoint is pending: the next success makes it active again."
+	if wasInactive {
+		msg += " Its endpoint was inactive and is pending now: the next success makes it active again."
 	}
 	return back, msg, nil
 }
@@ -113,6 +114,7 @@ func (h *handler) resendEndpoint(ctx context.Context, r *http.Request) (string, 
 	if !opts.CreatedFrom.IsZero() && !opts.CreatedTo.IsZero() && !opts.CreatedFrom.Before(opts.CreatedTo) {
 		return back, "", badRequest("the start of the range must come before its end")
 	}
+	wasInactive := h.inactive(ctx, id)
 	n, err := h.d.ResendEndpoint(ctx, id, &opts)
 	if err != nil {
 		return back, "", err
@@ -131,8 +133,10 @@ func (h *handler) resendEndpoint(ctx context.Context, r *http.Request) (string, 
 		msg += " created before " + formatTime(opts.CreatedTo)
 	}
 	msg += "."
-	if ep, err := h.d.GetEndpoint(ctx, id); err == nil && ep.Status == convoy.EndpointPending {
-		msg += " The endpoint is pending: the next success makes it active again."
+	if wasInactive {
+		// ResendEndpoint puts an inactive endpoint on probation even when
+		// nothing matched.
+		msg += " The endpoint was inactive and is pending now: it receives new events again, and the next success makes it active."
 	}
 	return back, msg, nil
 }
@@ -196,6 +200,14 @@ func (h *handler) testEvent(ctx context.Context, r *http.Request) (string, strin
 		msg += " The endpoint is inactive: activate it, then re-send this delivery."
 	}
 	return link("delivery", url.Values{"id": {dl.ID}}), msg, nil
+}
+
+// inactive reports whether the endpoint is inactive, so that a re-send
+// says it put the endpoint on probation (the re-sent delivery may succeed
+// and end the probation before the page could look).
+func (h *handler) inactive(ctx context.Context, endpointID string) bool {
+	ep, err := h.d.GetEndpoint(ctx, endpointID)
+	return err == nil && ep.Status == convoy.EndpointInactive
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
