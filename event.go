@@ -302,6 +302,35 @@ func SendTx[Tx any](ctx context.Context, d *Dispatcher, tx Tx, appID string, ev 
 	return d.sent(res), nil
 }
 
+// SendToEndpoint is Send to one endpoint only: it stores the event for the
+// endpoint's app with a single delivery, to that endpoint, whatever the
+// endpoint's event-type filter says and whatever other endpoints the app
+// has. It is how a test event reaches the endpoint it is meant to test.
+// The delivery is Scheduled, or Discarded when the endpoint is inactive,
+// as with Send; the idempotency key is the app's, as with Send. ErrNotFound
+// if the endpoint does not exist; the other errors are Send's.
+func (d *Dispatcher) SendToEndpoint(ctx context.Context, endpointID string, ev Event) (*SendResult, error) {
+	if d.isClosed() {
+		return nil, ErrClosed
+	}
+	if err := ValidateID("endpointID", endpointID); err != nil {
+		return nil, err
+	}
+	ep, err := d.store.GetEndpoint(ctx, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	e, err := d.newEvent(ep.AppID, ev)
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.store.InsertEvent(ctx, e, []*Delivery{newDelivery(e, ep)})
+	if err != nil {
+		return nil, err
+	}
+	return d.sent(res), nil
+}
+
 // prepare validates ev and builds the event and its deliveries, and
 // returns the endpoints they go to.
 func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Event, []*Delivery, map[string]*Endpoint, error) {
@@ -311,12 +340,8 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 	if err := ValidateID("appID", appID); err != nil {
 		return nil, nil, nil, err
 	}
-	now := d.clock.Now()
-	e := &Event{
-		ID: NewID(), AppID: appID, Type: ev.Type, Data: ev.Data,
-		IdempotencyKey: ev.IdempotencyKey, CreatedAt: now,
-	}
-	if err := e.Validate(d.cfg.MaxPayloadBytes); err != nil {
+	e, err := d.newEvent(appID, ev)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	var deliveries []*Delivery
@@ -327,19 +352,10 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 			return nil, nil, nil, err
 		}
 		for _, ep := range eps {
-			if !ep.Accepts(e.Type) {
-				continue
+			if ep.Accepts(e.Type) {
+				targets[ep.ID] = ep
+				deliveries = append(deliveries, newDelivery(e, ep))
 			}
-			targets[ep.ID] = ep
-			dl := &Delivery{
-				ID: NewID(), EventID: e.ID, AppID: appID, EndpointID: ep.ID,
-				EventType: e.Type, Status: DeliveryScheduled, NextAttemptAt: now,
-				CreatedAt: now, UpdatedAt: now,
-			}
-			if ep.Status == EndpointInactive {
-				dl.Status = DeliveryDiscarded
-			}
-			deliveries = append(deliveries, dl)
 		}
 		if next == "" {
 			break
@@ -347,6 +363,32 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 		page.Cursor = next
 	}
 	return e, deliveries, targets, nil
+}
+
+// newEvent builds and validates the event Send stores for ev.
+func (d *Dispatcher) newEvent(appID string, ev Event) (*Event, error) {
+	e := &Event{
+		ID: NewID(), AppID: appID, Type: ev.Type, Data: ev.Data,
+		IdempotencyKey: ev.IdempotencyKey, CreatedAt: d.clock.Now(),
+	}
+	if err := e.Validate(d.cfg.MaxPayloadBytes); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// newDelivery builds the delivery of e to ep: due at once, or Discarded
+// when ep is inactive.
+func newDelivery(e *Event, ep *Endpoint) *Delivery {
+	dl := &Delivery{
+		ID: NewID(), EventID: e.ID, AppID: e.AppID, EndpointID: ep.ID,
+		EventType: e.Type, Status: DeliveryScheduled, NextAttemptAt: e.CreatedAt,
+		CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt,
+	}
+	if ep.Status == EndpointInactive {
+		dl.Status = DeliveryDiscarded
+	}
+	return dl
 }
 
 // sent turns a store's InsertResult into Send's, waking the scheduler for

@@ -358,3 +358,48 @@ func TestRepeatedSendDoesNotHandOverTheFirstDelivery(t *testing.T) {
 	require.Len(t, b.attempts(t, first.Deliveries[0].ID), 1)
 	require.Equal(t, 1, rc.Count())
 }
+
+// TestSendToEndpoint: the event reaches the one endpoint named, whatever
+// its filter, and no other endpoint of the app; an inactive endpoint gets
+// it Discarded; bad input stores nothing.
+func TestSendToEndpoint(t *testing.T) {
+	b := setup(t, memoryStore(), nil)
+	ctx := context.Background()
+	target := testutil.NewReceiver(t, nil)
+	other := testutil.NewReceiver(t, nil)
+	ep := b.endpoint(t, target.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"invoice.*"} })
+	b.endpoint(t, other.URL, nil)
+
+	res, err := b.d.SendToEndpoint(ctx, ep.ID, convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{"ping":1}`)})
+	require.NoError(t, err)
+	require.False(t, res.Duplicate)
+	require.Equal(t, b.app.ID, res.Event.AppID)
+	require.Len(t, res.Deliveries, 1)
+	require.Equal(t, ep.ID, res.Deliveries[0].EndpointID)
+	require.Equal(t, convoy.DeliveryScheduled, res.Deliveries[0].Status)
+	b.waitStatus(t, res.Deliveries[0].ID, convoy.DeliverySuccess)
+	got := <-target.Requests
+	require.Equal(t, `{"ping":1}`, string(got.Body))
+	require.Equal(t, "convoy.test", got.Header.Get(convoy.HeaderEventType))
+	require.Zero(t, other.Count(), "the app's other endpoint gets nothing")
+
+	_, err = b.d.SetEndpointStatus(ctx, ep.ID, convoy.EndpointInactive)
+	require.NoError(t, err)
+	res, err = b.d.SendToEndpoint(ctx, ep.ID, convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	require.Equal(t, convoy.DeliveryDiscarded, res.Deliveries[0].Status)
+
+	_, err = b.d.SendToEndpoint(ctx, convoy.NewID(), convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{}`)})
+	require.ErrorIs(t, err, convoy.ErrNotFound)
+	_, err = b.d.SendToEndpoint(ctx, "not-an-id", convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{}`)})
+	require.ErrorIs(t, err, convoy.ErrInvalidID)
+	_, err = b.d.SendToEndpoint(ctx, ep.ID, convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{`)})
+	require.ErrorIs(t, err, convoy.ErrInvalidJSON)
+	events, _, err := b.d.ListEvents(ctx, convoy.EventQuery{AppID: b.app.ID}, convoy.Page{})
+	require.NoError(t, err)
+	require.Len(t, events, 2, "the refused sends stored nothing")
+
+	require.NoError(t, b.d.Close(ctx))
+	_, err = b.d.SendToEndpoint(ctx, ep.ID, convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{}`)})
+	require.ErrorIs(t, err, convoy.ErrClosed)
+}

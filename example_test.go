@@ -107,6 +107,34 @@ func ExampleDispatcher_Send() {
 	// same event: true duplicate: true
 }
 
+// SendToEndpoint tests one endpoint: the event goes to it alone, although
+// its filter takes only invoices and the app has another endpoint.
+func ExampleDispatcher_SendToEndpoint() {
+	d := newExampleDispatcher(convoy.Config{})
+	defer d.Close(context.Background())
+	ctx := context.Background()
+
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Printf("received %s %s\n", r.Header.Get(convoy.HeaderEventType), body)
+	}))
+	defer receiver.Close()
+
+	app, _ := d.CreateApp(ctx, convoy.App{Name: "Acme"})
+	ep, _ := d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: receiver.URL, EventTypes: []string{"invoice.*"}})
+	_, _ = d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: receiver.URL + "/other"})
+
+	res, err := d.SendToEndpoint(ctx, ep.ID, convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{"test":true}`)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(len(res.Deliveries), "delivery:", waitFinal(d, res.Deliveries[0].ID).Status)
+	// Output:
+	// received convoy.test {"test":true}
+	// 1 delivery: Success
+}
+
 func ExampleDispatcher_ResendEndpoint() {
 	d := newExampleDispatcher(convoy.Config{})
 	defer d.Close(context.Background())
