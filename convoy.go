@@ -61,6 +61,17 @@
 // [Dispatcher.Stats] adds the recent success rate per endpoint. Tests drive
 // time with convoytest.Clock.
 //
+// # Flow control
+//
+// Config.PerEndpoint bounds the attempts in flight to one endpoint.
+// [Endpoint].RateLimit bounds how fast they start ([RateLimit]);
+// Config.Adaptive adapts each endpoint's in-flight limit to its receiver
+// ([AdaptiveConcurrency]); Config.Breaker pauses endpoints that keep
+// failing ([CircuitBreaker]). Work an endpoint may not receive yet is not
+// claimed: it waits in the queue without holding a worker or a lease, and
+// other endpoints are not slowed. [Dispatcher.EndpointFlow] and
+// Stats.Flow show what each endpoint is allowed.
+//
 // # Signing
 //
 // Every request is signed with the live secrets of its endpoint (or app):

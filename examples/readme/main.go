@@ -37,6 +37,7 @@ func main() {
 	}) // stored and returned at once; workers deliver, retry, record
 	log.Println(sent.Event.ID, len(sent.Deliveries), err)
 	changeSettings(ctx, d, sent.Deliveries[0].EndpointID)
+	_ = flowControl(ctx, d, app, store)
 }
 
 // changeSettings is the README's "Changing settings" block.
