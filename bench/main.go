@@ -66,6 +66,7 @@ type options struct {
 	pg       string
 	pgConns  int
 	pgSchema string
+	fairness bool
 }
 
 // configs are the configurations of the main table, in order.
@@ -104,6 +105,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.pg, "pg", "", "PostgreSQL connection string of the postgres and river-postgres rows (default $CONVOY_TEST_POSTGRES, or "+localPG+")")
 	fs.IntVar(&o.pgConns, "pg-conns", 16, "connections in each PostgreSQL pool (convoy's and River's alike)")
 	fs.StringVar(&o.pgSchema, "pg-schema", "", "internal: the schema a pg-worker child delivers from")
+	fs.BoolVar(&o.fairness, "fairness", false, "run only the fairness comparison of the flow controls (1 endpoint that slows down under load, 49 healthy)")
 }
 
 // childArgs are the flags a child gets: every setting, explicitly.
@@ -195,6 +197,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	if o.mode != "" {
 		return runChild(ctx, &o, stdout, stderr)
+	}
+	if o.fairness {
+		if err := runFairness(ctx, &o, stdout); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		return 0
 	}
 	return runParent(ctx, &o, args, stdout, stderr)
 }

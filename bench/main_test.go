@@ -114,3 +114,18 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("usage lacks -scale-n:\n%s", errs.String())
 	}
 }
+
+// TestFairnessQuick runs the fairness comparison with tiny settings and
+// checks that it prints a row per configuration.
+func TestFairnessQuick(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run([]string{"-fairness", "-quick"}, &out, &errs); code != 0 {
+		t.Fatalf("exit code %d\nstderr:\n%s", code, errs.String())
+	}
+	t.Log(out.String())
+	for _, name := range []string{"no flow control", "adaptive concurrency", "circuit breaker", "adaptive + breaker"} {
+		if f := rowFields(out.String(), name); len(f) < 2 {
+			t.Errorf("no row %q", name)
+		}
+	}
+}
