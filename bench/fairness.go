@@ -242,4 +242,3 @@ func fairRun(ctx context.Context, name string, set func(*convoy.Config), perSec 
 		slow503:       rc.slow503.Load(),
 	}, nil
 }
-
