@@ -188,6 +188,7 @@ type flowState struct {
 }
 
 type endpointFlow struct {
+	seen    time.Time // when the endpoint was last read or attempted
 	rate    RateLimit // as last seen; zero when none
 	bucket  *flow.Bucket
 	aimd    *flow.AIMD
@@ -239,7 +240,11 @@ func (f *flowState) observe(ep *Endpoint, now time.Time) {
 		rate = *ep.RateLimit
 	}
 	e := f.entry(ep.ID, rate != (RateLimit{}) || f.adaptive != nil || f.breaker != nil)
-	if e == nil || e.rate == rate {
+	if e == nil {
+		return
+	}
+	e.seen = now
+	if e.rate == rate {
 		return
 	}
 	switch {
@@ -275,13 +280,29 @@ func (f *flowState) limit(e *endpointFlow, inFlight int, now time.Time) (n int, 
 	return n, n < f.perEndpoint
 }
 
-// caps returns ClaimRequest.Caps: the endpoints held below PerEndpoint at
-// now, and their limits.
+// Endpoints not read or attempted for flowIdle are left out of
+// ClaimRequest.Caps, so that a claim stays small however many endpoints a
+// Dispatcher has seen (a delivery of one claimed past its limit is handed
+// back by admit), and their state is dropped after flowForget unless a
+// breaker holds it open.
+const (
+	flowIdle   = time.Minute
+	flowForget = 10 * time.Minute
+)
+
+// caps returns ClaimRequest.Caps: the endpoints in use held below
+// PerEndpoint at now, and their limits.
 func (f *flowState) caps(inFlight map[string]int, now time.Time) map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var caps map[string]int
 	for id, e := range f.eps {
+		if idle := now.Sub(e.seen); idle > flowIdle && inFlight[id] == 0 {
+			if idle > flowForget && (e.breaker == nil || e.breaker.State(now) == flow.Closed) {
+				delete(f.eps, id)
+			}
+			continue
+		}
 		if n, below := f.limit(e, inFlight[id], now); below {
 			if caps == nil {
 				caps = make(map[string]int)
