@@ -695,6 +695,15 @@ func (c *crashable) Record(ctx context.Context, t convoy.Transition) (convoy.Rec
 	}
 	return c.Store.Record(ctx, t)
 }
+// InsertEventClaim keeps the wrapped store's fast path (Send leasing to
+// idle workers), so a crash also strands deliveries leased that way.
+func (c *crashable) InsertEventClaim(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	if c.dead() {
+		return convoy.InsertResult{}, errCrashed
+	}
+	return c.Store.(convoy.ClaimingInserter).InsertEventClaim(ctx, ev, ds, req)
+}
+
 func (c *crashable) Release(ctx context.Context, id, lease string) error {
 	if c.dead() {
 		return errCrashed
@@ -735,11 +744,16 @@ func TestAbandonedDispatcherWorkIsTakenOver(t *testing.T) {
 	_, err = d1.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: rc.URL})
 	require.NoError(t, err)
 	var ids []string
+	leased := 0
 	for i := range 6 {
 		res, err := d1.Send(ctx, app.ID, convoy.Event{Type: "x", Data: json.RawMessage(strconv.Itoa(i))})
 		require.NoError(t, err)
 		ids = append(ids, res.Event.ID)
+		if res.Deliveries[0].Status == convoy.DeliveryProcessing {
+			leased++
+		}
 	}
+	require.Equal(t, 4, leased, "Send leased to the four idle workers")
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 4 }, 10*time.Second, 5*time.Millisecond, "four deliveries in flight")
 
 	// The process dies: no Close, no further store writes.
