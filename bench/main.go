@@ -236,6 +236,10 @@ type rowResult struct {
 	Dups        int64         `json:"dups"`
 	Stray       int64         `json:"stray"`
 	Errors      int64         `json:"errors"`
+	// SenderCPU and ReceiverCPU are the CPU µs per delivery of the process
+	// that sent (the child) and of the receiver (the parent) over the run.
+	SenderCPU   float64 `json:"sender_cpu_us"`
+	ReceiverCPU float64 `json:"receiver_cpu_us"`
 }
 
 func runChild(ctx context.Context, o *options, stdout, stderr io.Writer) int {

@@ -51,7 +51,7 @@ func measure(ctx context.Context, ctl *control, p phase) (rowResult, error) {
 	if p.rate > 0 {
 		interval = time.Duration(float64(time.Second) / p.rate)
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for range p.senders {
 		wg.Add(1)
 		go func() {
@@ -98,6 +98,7 @@ func measure(ctx context.Context, ctl *control, p phase) (rowResult, error) {
 	row.SendsPerSec = float64(p.n) / sendDur.Seconds()
 	st, err := ctl.waitFor(p.run, int64(p.n), p.drain)
 	fill(&row, st, start)
+	row.SenderCPU = perDelivery(processCPU()-cpu0, row.Delivered)
 	return row, err
 }
 
@@ -109,4 +110,5 @@ func fill(row *rowResult, st recvStats, start time.Time) {
 	if el := time.Duration(st.Last - start.UnixNano()); st.Count > 0 && el > 0 {
 		row.DelivPerSec = float64(st.Count) / el.Seconds()
 	}
+	row.ReceiverCPU = perDelivery(time.Duration(st.CPU), st.Count)
 }

@@ -38,8 +38,9 @@ type runState struct {
 	requests atomic.Int64
 	dups     atomic.Int64
 	bad      atomic.Int64
-	first    atomic.Int64 // Unix ns of the first distinct arrival
-	last     atomic.Int64 // Unix ns of the latest distinct arrival
+	first    atomic.Int64  // Unix ns of the first distinct arrival
+	last     atomic.Int64  // Unix ns of the latest distinct arrival
+	cpu0     time.Duration // the receiver process's CPU time at the reset
 }
 
 // recvStats is what /_stats answers.
@@ -55,6 +56,8 @@ type recvStats struct {
 	P50      int64  `json:"p50"`
 	P99      int64  `json:"p99"`
 	Max      int64  `json:"max"`
+	// CPU is the receiver process's CPU time since the reset, in ns.
+	CPU int64 `json:"cpu"`
 }
 
 func newReceiver() *receiver {
@@ -172,7 +175,7 @@ func (rc *receiver) reset(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad reset", http.StatusBadRequest)
 		return
 	}
-	rc.cur.Store(&runState{id: q.Get("run"), seen: make([]atomic.Uint32, n), lat: make([]atomic.Int64, n)})
+	rc.cur.Store(&runState{id: q.Get("run"), seen: make([]atomic.Uint32, n), lat: make([]atomic.Int64, n), cpu0: processCPU()})
 	rc.stray.Store(0)
 }
 
@@ -185,6 +188,7 @@ func (rc *receiver) stats(w http.ResponseWriter, r *http.Request) {
 	s := recvStats{
 		Run: st.id, Count: st.count.Load(), Requests: st.requests.Load(), Dups: st.dups.Load(),
 		Bad: st.bad.Load(), Stray: rc.stray.Load(), First: st.first.Load(), Last: st.last.Load(),
+		CPU: int64(processCPU() - st.cpu0),
 	}
 	if r.URL.Query().Get("lat") == "1" {
 		lat := make([]int64, 0, s.Count)

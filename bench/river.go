@@ -41,7 +41,7 @@ type postWorker struct {
 }
 
 func (w *postWorker) Work(ctx context.Context, job *river.Job[postArgs]) error {
-	return post(ctx, w.client, w.url, w.run, job.Args.Body)
+	return post(ctx, w.client, w.url, w.run, job.Args.Body, nil)
 }
 
 // runRiver is the peer row: River with its SQLite driver on a file,
