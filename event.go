@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/convoykit/convoy/internal/jsonvalid"
 )
 
 // Event is something that happened in your system, sent to every endpoint
@@ -76,7 +78,7 @@ func (ev *Event) Validate(maxPayload int) error {
 	if maxPayload > 0 && len(ev.Data) > maxPayload {
 		return invalid(ErrPayloadTooLarge, "event.Data", "")
 	}
-	if len(ev.Data) == 0 || !json.Valid(ev.Data) {
+	if len(ev.Data) == 0 || !jsonvalid.Valid(ev.Data) {
 		return invalid(ErrInvalidJSON, "event.Data", "")
 	}
 	return nil
