@@ -1,6 +1,6 @@
 module github.com/convoykit/convoy/store/postgres
 
-go 1.24.0
+go 1.25.0
 
 require (
 	github.com/convoykit/convoy v0.0.0
