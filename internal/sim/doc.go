@@ -31,8 +31,8 @@
 // only when every goroutine of the run is blocked, so retries hours apart
 // take microseconds and a timeout happens at the same instant every time.
 // The dispatchers use the system clock (the bubble's); each one's timers
-// are late by a few nanoseconds of its own, so that two dispatchers never
-// wake at the same instant. Goroutines woken at one instant still race,
+// are late by a few microseconds of its own, so that two dispatchers
+// seldom wake at the same instant. Goroutines woken at one instant race,
 // so every store call and every wake-up of a request in the fake network
 // takes a ticket from a sequencer, named after what it is ("p1 Record
 // d3.2#2 lease 1"), and the sequencer lets them go one at a time in name
@@ -121,7 +121,9 @@
 //     (synctest fails a run that leaves one blocked; goleak checks the
 //     package).
 //
-// The harness runs the memory and bolt stores; Backend lets a nested
-// module run others (a PostgreSQL store holds its network connections
-// outside the bubble and does not fit it as is).
+// The harness runs the memory and bolt stores. internal/simpg, a module
+// of its own (so the root never requires pgx), runs the same scenarios on
+// store/postgres through Backend, with two or three dispatchers at once
+// on one schema; every instant of a run is a whole microsecond, so
+// PostgreSQL keeps the times exactly.
 package sim

@@ -126,8 +126,6 @@ const (
 	reqDeleted   // its endpoint was removed
 )
 
-var reqStateNames = []string{"in flight", "recorded", "cut by a crash", "lease lost", "released", "deleted"}
-
 type request struct {
 	dl     *dlRec
 	inc    *incarnation
@@ -449,16 +447,16 @@ func (l *ledger) claim(inc *incarnation, req convoy.ClaimRequest, ds []*convoy.D
 		if prev != nil && prev.ended == "" {
 			prev.ended = "taken"
 		}
-		want := convoy.Delivery{Status: convoy.DeliveryProcessing, Attempts: r.attempts, RoundAttempts: r.round,
-			Claims: r.claims + 1, LeaseOwner: req.Owner, LeaseExpiresAt: req.Now.Add(req.Lease)}
-		got := convoy.Delivery{Status: d.Status, Attempts: d.Attempts, RoundAttempts: d.RoundAttempts,
-			Claims: d.Claims, LeaseOwner: d.LeaseOwner, LeaseExpiresAt: d.LeaseExpiresAt}
-		if !got.LeaseExpiresAt.Equal(want.LeaseExpiresAt) {
+		switch {
+		case d.Status != convoy.DeliveryProcessing:
+			l.violate("claim", subj, "%s claimed %s, which the store returned %s", inc.name, r.name, d.Status)
+		case d.LeaseOwner != req.Owner || d.LeaseID == "":
+			l.violate("claim", subj, "%s claimed %s, which the store leased to another owner or without a lease ID", inc.name, r.name)
+		case !d.LeaseExpiresAt.Equal(req.Now.Add(req.Lease)):
 			l.violate("claim", subj, "%s's lease of %s ends at %s, not now + lease", inc.name, r.name, l.w.stamp(d.LeaseExpiresAt))
-		}
-		got.LeaseExpiresAt = want.LeaseExpiresAt
-		if got != want {
-			l.violate("claim", subj, "%s claimed %s as %+v, the ledger expected %+v", inc.name, r.name, got, want)
+		case d.Attempts != r.attempts || d.RoundAttempts != r.round || d.Claims != r.claims+1:
+			l.violate("claim", subj, "%s claimed %s with %d attempts (%d this round) and %d claims; the ledger expected %d (%d) and %d",
+				inc.name, r.name, d.Attempts, d.RoundAttempts, d.Claims, r.attempts, r.round, r.claims+1)
 		}
 		ls := &lease{id: d.LeaseID, dl: r, inc: inc, n: len(r.leases) + 1, at: req.Now, expires: d.LeaseExpiresAt,
 			claimed: *d.Clone(), faultsAtClaim: inc.faults}

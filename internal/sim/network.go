@@ -133,9 +133,12 @@ func (nw *network) decide(i int, dl string, number, occurrence int, timeout time
 	}
 	nw.mu.Unlock()
 	h := hash(nw.w.sc.Seed, dl, uint64(number), uint64(occurrence))
-	// A few nanoseconds of its own, so that no two answers land at the
-	// same instant, and neither on the deadline of an attempt.
-	a := answer{mode: rc.mode, latency: rc.latency + time.Duration(1+h%997)}
+	// A few microseconds of its own, so that no two answers land at the
+	// same instant, and neither on the deadline of an attempt. Every
+	// instant of a run is a whole microsecond, the precision of
+	// PostgreSQL's timestamps.
+	own := time.Duration(1+h%997) * time.Microsecond
+	a := answer{mode: rc.mode, latency: rc.latency + own}
 	switch rc.mode {
 	case ModeOK:
 		a.status = http.StatusOK
@@ -152,11 +155,11 @@ func (nw *network) decide(i int, dl string, number, occurrence int, timeout time
 	case ModeRedirect:
 		a.status = http.StatusFound
 	case ModeRefuse:
-		a.latency = time.Duration(1 + h%997)
+		a.latency = own
 	case ModeHang:
 	case ModeSlow:
 		a.status = http.StatusOK
-		a.latency = time.Duration(1 + h%997)
+		a.latency = own
 		if rc.param%2 == 0 {
 			a.bodyTime = timeout * 2 / 5
 		} else {

@@ -231,7 +231,7 @@ func (w *world) newIncarnation(name string) *incarnation {
 	inc.st = &faultStore{st: w.store, w: w, inc: inc}
 	inc.tr = &transport{nw: w.net, inc: inc}
 	sc := w.sc
-	skew := time.Duration(17 + hash(sc.Seed, "skew", uint64(n))%999_983)
+	skew := time.Duration(1+hash(sc.Seed, "skew", uint64(n))%997) * time.Microsecond
 	d, err := convoy.New(convoy.Config{
 		Store: inc.st, Workers: sc.Workers, PerEndpoint: sc.PerEndpoint,
 		HTTPClient: &http.Client{Transport: inc.tr},
