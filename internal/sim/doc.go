@@ -22,8 +22,9 @@
 // and a minimal trace: the steps, and the lines about the deliveries and
 // endpoints concerned (-full prints all of it). TestDeterminism runs
 // seeds twice and requires the same trace hash; TestRegressions replays
-// the seeds that found bugs; TestSimFinds proves the checks catch stores
-// with known bugs.
+// the scenarios that found bugs, kept as the Go literals a failing seed
+// prints (so they survive changes to Generate); TestSimFinds proves the
+// checks catch stores with known bugs.
 //
 // # One seed, one run
 //
@@ -48,7 +49,7 @@
 // Generate turns a seed into a Scenario: the dispatchers' settings
 // (workers, per-endpoint cap, timeout, lease, retry policy without
 // jitter, MaxRetryAfter, MaxClaims, the dead-endpoint rule), apps and
-// endpoints, and 30 to 70 steps drawn from:
+// endpoints, and 40 to 120 steps drawn from:
 //
 //   - sends, with and without idempotency keys, and repeats of a key;
 //   - receivers turning to 200, 500, 410 Gone, 429 or 503 with

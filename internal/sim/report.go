@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Minimal returns the lines of a failing run's trace that matter: the
@@ -91,3 +92,58 @@ func Kept(skip []bool) string {
 	}
 	return strings.Join(ks, ",")
 }
+
+// durLit writes d as Go source.
+func durLit(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d * time.Minute", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%d * time.Second", d/time.Second)
+	case d%time.Millisecond == 0:
+		return fmt.Sprintf("%d * time.Millisecond", d/time.Millisecond)
+	}
+	return fmt.Sprintf("%d", d)
+}
+
+// Literal returns sc, less the steps skip leaves out, as Go source: a
+// failing scenario to keep in TestRegressions, where it stays the same
+// whatever later changes to Generate do to the seeds.
+func (sc *Scenario) Literal(skip []bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "&Scenario{\n\tSeed: %d, Backend: %q, Dispatchers: %d, Initial: %d,\n", sc.Seed, sc.Backend, sc.Dispatchers, sc.Initial)
+	fmt.Fprintf(&b, "\tWorkers: %d, PerEndpoint: %d, Timeout: %s, Lease: %s, PollInterval: %s,\n", sc.Workers, sc.PerEndpoint, durLit(sc.Timeout), durLit(sc.Lease), durLit(sc.PollInterval))
+	fmt.Fprintf(&b, "\tMaxRetryAfter: %s, MaxClaims: %d,\n", durLit(sc.MaxRetryAfter), sc.MaxClaims)
+	r := sc.Retry
+	var ws []string
+	for _, w := range r.Schedule {
+		ws = append(ws, durLit(w))
+	}
+	sched := ""
+	if len(ws) > 0 {
+		sched = ", Schedule: []time.Duration{" + strings.Join(ws, ", ") + "}"
+	}
+	fmt.Fprintf(&b, "\tRetry: convoy.RetryPolicy{Kind: %q, Interval: %s, Multiplier: %g, MaxInterval: %s, Limit: %d%s},\n", r.Kind, durLit(r.Interval), r.Multiplier, durLit(r.MaxInterval), r.Limit, sched)
+	fmt.Fprintf(&b, "\tDead: DeadRule{Deliveries: %d, Window: %s}, Apps: %d, Receivers: %d,\n", sc.Dead.Deliveries, durLit(sc.Dead.Window), sc.Apps, sc.Receivers)
+	b.WriteString("\tEndpoints: []EndpointSpec{")
+	for i, e := range sc.Endpoints {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "{%d, %d, %d}", e.App, e.Receiver, e.Filter)
+	}
+	b.WriteString("},\n\tSteps: []Step{\n")
+	for i, s := range sc.Steps {
+		if skip != nil && skip[i] {
+			continue
+		}
+		fmt.Fprintf(&b, "\t\t{Op%s, %d, %d, %d, %s},\n", opGo[s.Op], s.A, s.B, s.C, durLit(s.D))
+	}
+	b.WriteString("\t},\n}")
+	return b.String()
+}
+
+// opGo names the Op constants in Go source.
+var opGo = map[Op]string{OpAdvance: "Advance", OpSend: "Send", OpReceiver: "Receiver", OpFault: "Fault", OpCrash: "Crash", OpStart: "Start", OpStop: "Stop", OpStatus: "Status", OpResend: "Resend", OpResendEndpoint: "ResendEndpoint", OpUpdate: "Update", OpRemove: "Remove", OpAdd: "Add"}

@@ -234,12 +234,12 @@ func Generate(seed uint64, backend string) *Scenario {
 	}
 	sc.Apps = 1 + r.IntN(2)
 	sc.Receivers = 4
-	for range 1 + r.IntN(4) {
+	for range 1 + r.IntN(5) {
 		sc.Endpoints = append(sc.Endpoints, EndpointSpec{
 			App: r.IntN(sc.Apps), Receiver: r.IntN(sc.Receivers), Filter: weighted(r, 5, 2, 1, 1),
 		})
 	}
-	n := 30 + r.IntN(40)
+	n := 40 + r.IntN(80)
 	for range n {
 		sc.Steps = append(sc.Steps, genStep(r, sc))
 	}

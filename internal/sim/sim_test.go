@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/convoykit/convoy"
 )
 
 var (
@@ -79,9 +81,10 @@ func report(t *testing.T, res *Result, o Options) {
 	if *flagBackend != "" {
 		replay += " -backend=" + *flagBackend
 	}
-	shown := res
+	shown, skip := res, o.Skip
 	if *flagShrink > 0 {
-		skip, small := Shrink(t, res, o, *flagShrink)
+		var small *Result
+		skip, small = Shrink(t, res, o, *flagShrink)
 		if small != res {
 			fmt.Fprintf(&b, "shrunk to steps %s (of %d), failing with: %s\n", Kept(skip), len(sc.Steps), small.Failure)
 			replay += " -keep=" + Kept(skip)
@@ -94,6 +97,7 @@ func report(t *testing.T, res *Result, o Options) {
 		lines = shown.Trace
 	}
 	b.WriteString(strings.Join(lines, "\n"))
+	b.WriteString("\nto keep it in TestRegressions:\n" + sc.Literal(skip))
 	t.Error(b.String())
 }
 
@@ -192,34 +196,90 @@ func line(tr []string, i int) string {
 	return "(end)"
 }
 
-// regressions are seeds that found bugs, kept so the bugs stay fixed.
+// regressions are the scenarios that found bugs, shrunk and kept as
+// literals (what a failing seed prints), so that they stay the same
+// whatever later changes to Generate do to the seeds.
 var regressions = []struct {
-	seed    uint64
-	backend string
-	bug     string
+	bug string
+	sc  *Scenario
 }{
-	// A worker whose event load was slow (a stalled store) went on to send
-	// its attempt with less of its lease left than the attempt may take,
-	// or after the lease had lapsed, while the dispatcher that took the
-	// delivery over sent it too (fixed in engine.go, deliver).
-	{4, "memory", "attempt started with less of the lease left than its timeout"},
-	{8, "memory", "attempt sent after its lease had lapsed"},
-	{32, "memory", "attempt sent after another dispatcher took the delivery over"},
-	{10, "bolt", "attempt started with less of the lease left than its timeout"},
-	// A read of an endpoint that a stalled store held up for a minute was
-	// cached as fresh, so a dispatcher kept attempting an endpoint that
-	// another had made inactive (410) a minute before (fixed in cache.go).
-	{457, "memory", "attempt to an endpoint inactive for longer than the settings cache lasts"},
+	// A worker whose load was slow (GetEvent stalled for 10 s, the lease
+	// 11 s, the timeout 10 s) went on to send its attempt with too little
+	// of the lease left to finish it: another dispatcher could take the
+	// delivery over and send it too (fixed in engine.go, deliver).
+	{"attempt started with less of the lease left than its timeout", &Scenario{
+		Seed: 4, Backend: "memory", Dispatchers: 1, Initial: 1,
+		Workers: 3, PerEndpoint: 3, Timeout: 10 * time.Second, Lease: 11 * time.Second, PollInterval: 10 * time.Second,
+		MaxRetryAfter: 10 * time.Second, MaxClaims: 2,
+		Retry: convoy.RetryPolicy{Kind: "linear", Limit: 0},
+		Apps:  2, Receivers: 4,
+		Endpoints: []EndpointSpec{{0, 0, 0}, {1, 1, 0}},
+		Steps: []Step{
+			{OpFault, 4, 2, 1, 10 * time.Second},
+			{OpSend, 5, 2, 14, 1},
+		},
+	}},
+	// The same after a minute's stall: the lease had lapsed and the other
+	// dispatcher had delivered it meanwhile.
+	{"attempt sent after another dispatcher took the delivery over", &Scenario{
+		Seed: 8, Backend: "memory", Dispatchers: 2, Initial: 2,
+		Workers: 4, PerEndpoint: 1, Timeout: 1 * time.Second, Lease: 16 * time.Second, PollInterval: 5 * time.Second,
+		MaxRetryAfter: 1 * time.Minute, MaxClaims: 3,
+		Retry: convoy.RetryPolicy{Kind: "linear", Interval: 30 * time.Second, Limit: 3},
+		Apps:  1, Receivers: 4,
+		Endpoints: []EndpointSpec{{0, 1, 1}, {0, 1, 3}, {0, 1, 0}, {0, 0, 0}, {0, 2, 1}},
+		Steps: []Step{
+			{OpFault, 6, 3, 2, 1 * time.Minute},
+			{OpSend, 8, 2, 13, 1},
+		},
+	}},
+	// On bolt, with the load failing (not stalling) and retried: the lease
+	// was checked before the last retry's wait, not after it.
+	{"attempt started after load retries ate the lease", &Scenario{
+		Seed: 10, Backend: "bolt", Dispatchers: 1, Initial: 1,
+		Workers: 1, PerEndpoint: 1, Timeout: 5 * time.Second, Lease: 6 * time.Second, PollInterval: 10 * time.Second,
+		MaxRetryAfter: 1 * time.Minute, MaxClaims: 4,
+		Retry: convoy.RetryPolicy{Kind: "exponential", Interval: 1 * time.Second, Multiplier: 2, MaxInterval: 1 * time.Minute, Limit: 3},
+		Apps:  1, Receivers: 4,
+		Endpoints: []EndpointSpec{{0, 0, 1}, {0, 1, 1}},
+		Steps: []Step{
+			{OpStop, 3, 6, 7, 1 * time.Second},
+			{OpReceiver, 0, 0, 3, 0},
+			{OpSend, 5, 1, 7, 0},
+			{OpSend, 5, 1, 15, 0},
+			{OpStart, 9, 5, 3, 0},
+			{OpFault, 5, 1, 1, 10 * time.Second},
+			{OpAdvance, 8, 2, 3, 2 * time.Minute},
+		},
+	}},
+	// A read of an endpoint that a store held up for a minute (GetEndpoint
+	// answering late in p3) was cached as fresh, so p3 attempted an
+	// endpoint that p2 had made inactive (410) 48 s before (fixed in
+	// cache.go).
+	{"attempt to an endpoint inactive for longer than the settings cache lasts", &Scenario{
+		Seed: 457, Backend: "memory", Dispatchers: 3, Initial: 3,
+		Workers: 3, PerEndpoint: 1, Timeout: 5 * time.Second, Lease: 10 * time.Second, PollInterval: 10 * time.Second,
+		MaxRetryAfter: 10 * time.Minute, MaxClaims: 2,
+		Retry: convoy.RetryPolicy{Kind: "linear", Interval: 5 * time.Second, Limit: 4},
+		Dead:  DeadRule{Deliveries: 2},
+		Apps:  1, Receivers: 4,
+		Endpoints: []EndpointSpec{{0, 3, 0}, {0, 3, 0}},
+		Steps: []Step{
+			{OpFault, 5, 3, 3, 1 * time.Minute},
+			{OpSend, 5, 0, 11, 1},
+			{OpReceiver, 3, 2, 3, 0},
+			{OpResendEndpoint, 10, 1, 14, 0},
+		},
+	}},
 }
 
-// TestRegressions replays the seeds that found bugs.
+// TestRegressions replays the scenarios that found bugs.
 func TestRegressions(t *testing.T) {
 	for _, r := range regressions {
-		t.Run(fmt.Sprintf("seed=%d", r.seed), func(t *testing.T) {
-			res := Run(t, Generate(r.seed, r.backend), Options{})
+		t.Run(r.bug, func(t *testing.T) {
+			res := Run(t, r.sc, Options{})
 			if res.Failure != nil {
-				report(t, res, Options{})
-				t.Errorf("regression: %s", r.bug)
+				t.Errorf("regression (%s): %s\n%s", r.bug, res.Failure, strings.Join(res.Minimal(), "\n"))
 			}
 		})
 	}
