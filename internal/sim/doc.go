@@ -10,12 +10,12 @@
 //
 // # Running
 //
-//	go test ./internal/sim                      # 2,000 seeds (300 with -short, 500 with -race)
+//	go test ./internal/sim                           # 2,000 seeds (300 with -short, 500 with -race)
 //	go test ./internal/sim -run 'TestSim$' -seeds=20000 -first=5000
-//	go test ./internal/sim -run 'TestSim$' -seed=1234        # replay one seed, print its trace
-//	go test ./internal/sim -run 'TestSim$' -seed=1234 -keep=3,7,9  # replay its shrunk scenario
-//	go test ./internal/sim -run TestSoak -soak=10m -timeout=0     # fresh seeds for ten minutes
-//	go test ./internal/sim -backend=bolt        # every seed on bolt
+//	go test ./internal/sim -seed=1234                # replay one seed (-v: print its whole trace)
+//	go test ./internal/sim -seed=1234 -keep=3,7,9    # replay its shrunk scenario
+//	go test ./internal/sim -run TestSoak -soak=10m -timeout=0   # fresh seeds for ten minutes
+//	go test ./internal/sim -backend=bolt             # every seed on bolt
 //
 // A failing seed prints the rule it broke, the seed, a shrunk scenario
 // (the steps that still make it fail) with the -keep flag to replay it,

@@ -135,6 +135,7 @@ var mutants = []mutant{
 // TestSimFinds runs stores with known bugs until a seed finds each: the
 // checks can fail, and fail with the rule the bug breaks.
 func TestSimFinds(t *testing.T) {
+	skipIfReplaying(t)
 	budget := 500
 	if raceEnabled {
 		budget = 200

@@ -29,6 +29,13 @@ var (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// skipIfReplaying skips the other tests when -seed asks for one seed.
+func skipIfReplaying(t *testing.T) {
+	if *flagSeed != 0 {
+		t.Skip("-seed replays one seed (TestSim)")
+	}
+}
+
 // seedCount is the number of seeds TestSim covers.
 func seedCount() int {
 	switch {
@@ -77,7 +84,7 @@ func report(t *testing.T, res *Result, o Options) {
 	sc := res.Scenario
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed %d FAILS %s\n", sc.Seed, res.Failure)
-	replay := fmt.Sprintf("go test ./internal/sim -run 'TestSim$' -seed=%d", sc.Seed)
+	replay := fmt.Sprintf("go test ./internal/sim -seed=%d", sc.Seed)
 	if *flagBackend != "" {
 		replay += " -backend=" + *flagBackend
 	}
@@ -103,7 +110,8 @@ func report(t *testing.T, res *Result, o Options) {
 
 // TestSim runs the default budget of seeds (see -seeds), a quarter of
 // them on bolt, the rest on the memory store, GOMAXPROCS at a time. With
-// -seed it replays that seed alone and prints its trace.
+// -seed it replays that seed alone: a failure is reported with its
+// minimal trace, and -v prints the whole trace of a passing seed.
 func TestSim(t *testing.T) {
 	if *flagSeed != 0 {
 		res := runSeed(t, *flagSeed, Options{})
@@ -165,6 +173,7 @@ func (c *counts) add(o counts) {
 // TestDeterminism runs seeds twice, on both stores, and requires the same
 // trace, byte for byte: the run is the seed's alone.
 func TestDeterminism(t *testing.T) {
+	skipIfReplaying(t)
 	seeds := []uint64{1, 2, 3, 7, 11, 42, 99, 123, 256, 1000, 4242, 65537}
 	if testing.Short() || raceEnabled {
 		seeds = seeds[:4]
@@ -275,6 +284,7 @@ var regressions = []struct {
 
 // TestRegressions replays the scenarios that found bugs.
 func TestRegressions(t *testing.T) {
+	skipIfReplaying(t)
 	for _, r := range regressions {
 		t.Run(r.bug, func(t *testing.T) {
 			res := Run(t, r.sc, Options{})
@@ -291,6 +301,7 @@ func TestSoak(t *testing.T) {
 	if *flagSoak <= 0 {
 		t.Skip("run with -soak=DURATION")
 	}
+	skipIfReplaying(t)
 	first := uint64(time.Now().UnixNano())%1_000_000_000 + 1_000_000
 	t.Logf("soak: seeds from %d for %s", first, *flagSoak)
 	deadline := time.Now().Add(*flagSoak)

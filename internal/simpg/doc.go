@@ -9,14 +9,14 @@
 // need a PostgreSQL server: CONVOY_TEST_POSTGRES (default
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable); they fail,
 // never skip, when it is unreachable. Every store call is a round trip to
-// the server, so a seed takes about a hundred times longer than on the
-// memory store, and CI runs fewer:
+// the server, so a seed takes tens of times longer than on the memory
+// store, and CI runs fewer:
 //
-//	cd internal/simpg && go test -count=1 ./...              # 100 seeds
-//	cd internal/simpg && go test -count=1 -run 'TestSimPostgres$' -seed=17   # replay one
-//	cd internal/simpg && go test -count=1 -run 'TestSimPostgres$' -seeds=1000
+//	cd internal/simpg && go test -count=1 ./...       # 100 seeds (30 with -short or -race)
+//	cd internal/simpg && go test -count=1 -run 'TestSimPostgres$' -seed=17 -v   # replay one
+//	cd internal/simpg && go test -count=1 -run 'TestSimPostgres$' -seeds=1000 -timeout=0
 //
 // Times in a run are whole microseconds, PostgreSQL's precision, so the
-// store keeps them exactly and the trace of a seed is the same on every
-// store it runs on but for what the store itself decides.
+// store keeps them exactly, and the checks compare them as they do on the
+// memory store.
 package simpg
