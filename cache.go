@@ -21,6 +21,8 @@ const maxCached = 10000
 // An eviction bumps a generation counter; a reader notes the generation
 // before it reads the store and its put is dropped if an eviction came in
 // between, so a value read before a change can never be cached after it.
+// An entry expires settingsTTL after its read began, not after it ended:
+// a read that a slow store held up is no fresher for it.
 type settingsCache struct {
 	mu   sync.Mutex
 	gen  uint64
@@ -38,49 +40,58 @@ type cachedApp struct {
 	expires time.Time
 }
 
-// endpoint returns the cached endpoint, or nil and the generation to pass
-// to putEndpoint after reading the store.
-func (c *settingsCache) endpoint(id string) (*Endpoint, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.eps[id]; ok && time.Now().Before(e.expires) {
-		return e.ep, c.gen
-	}
-	return nil, c.gen
+// readToken is what a reader notes before it reads the store: the
+// generation and the time.
+type readToken struct {
+	gen uint64
+	at  time.Time
 }
 
-// app returns the cached app, or nil and the generation to pass to putApp.
-func (c *settingsCache) app(id string) (*App, uint64) {
+// endpoint returns the cached endpoint, or nil and the token to pass to
+// putEndpoint after reading the store.
+func (c *settingsCache) endpoint(id string) (*Endpoint, readToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if a, ok := c.apps[id]; ok && time.Now().Before(a.expires) {
-		return a.app, c.gen
+	now := time.Now()
+	if e, ok := c.eps[id]; ok && now.Before(e.expires) {
+		return e.ep, readToken{c.gen, now}
 	}
-	return nil, c.gen
+	return nil, readToken{c.gen, now}
 }
 
-func (c *settingsCache) putEndpoint(ep *Endpoint, gen uint64) {
+// app returns the cached app, or nil and the token to pass to putApp.
+func (c *settingsCache) app(id string) (*App, readToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	now := time.Now()
+	if a, ok := c.apps[id]; ok && now.Before(a.expires) {
+		return a.app, readToken{c.gen, now}
+	}
+	return nil, readToken{c.gen, now}
+}
+
+func (c *settingsCache) putEndpoint(ep *Endpoint, tok readToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tok.gen != c.gen {
 		return // evicted since it was read
 	}
 	if c.eps == nil || len(c.eps) >= maxCached {
 		c.eps = make(map[string]cachedEndpoint)
 	}
-	c.eps[ep.ID] = cachedEndpoint{ep: ep, expires: time.Now().Add(settingsTTL)}
+	c.eps[ep.ID] = cachedEndpoint{ep: ep, expires: tok.at.Add(settingsTTL)}
 }
 
-func (c *settingsCache) putApp(app *App, gen uint64) {
+func (c *settingsCache) putApp(app *App, tok readToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if tok.gen != c.gen {
 		return // evicted since it was read
 	}
 	if c.apps == nil || len(c.apps) >= maxCached {
 		c.apps = make(map[string]cachedApp)
 	}
-	c.apps[app.ID] = cachedApp{app: app, expires: time.Now().Add(settingsTTL)}
+	c.apps[app.ID] = cachedApp{app: app, expires: tok.at.Add(settingsTTL)}
 }
 
 func (c *settingsCache) forgetEndpoint(id string) {

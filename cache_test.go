@@ -30,3 +30,21 @@ func TestSettingsCacheDropsReadsOlderThanAnEviction(t *testing.T) {
 	a, _ := c.app("a")
 	require.Nil(t, a)
 }
+
+// TestSettingsCacheTimesEntriesFromTheRead: an entry expires settingsTTL
+// after its read began, so a read a slow store held up longer than that
+// (a status another process changed meanwhile) is not kept as fresh.
+func TestSettingsCacheTimesEntriesFromTheRead(t *testing.T) {
+	var c settingsCache
+	_, tok := c.endpoint("e")
+	tok.at = tok.at.Add(-2 * settingsTTL) // the read took two TTLs
+	c.putEndpoint(&Endpoint{ID: "e", Status: EndpointActive}, tok)
+	got, _ := c.endpoint("e")
+	require.Nil(t, got, "a read older than the TTL is not cached")
+
+	_, tok = c.endpoint("e")
+	c.putEndpoint(&Endpoint{ID: "e", Status: EndpointActive}, tok)
+	got, _ = c.endpoint("e")
+	require.NotNil(t, got)
+	require.WithinDuration(t, tok.at.Add(settingsTTL), c.eps["e"].expires, 0)
+}

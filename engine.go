@@ -305,6 +305,15 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
 			slog.String("delivery_id", dl.ID), slog.Int("claims", dl.Claims))
 	case ep.Status == EndpointInactive:
 		t.Status = DeliveryDiscarded
+	case !now.Add(d.cfg.Timeout).Before(dl.LeaseExpiresAt):
+		// Loading took so long (a slow store) that the attempt could
+		// outlive the lease: another dispatcher could take the delivery
+		// over and send it at the same time. Give it back to be claimed
+		// afresh instead.
+		d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: too little of the lease left for an attempt after a slow load; released to be claimed again",
+			slog.String("delivery_id", dl.ID), slog.Time("lease_expires_at", dl.LeaseExpiresAt))
+		d.releaseLease(dl)
+		return
 	default:
 		a, out := d.attempt(ctx, dl, ep, app, ev)
 		if out.shutdown {
