@@ -457,16 +457,17 @@ func (d *Dispatcher) loadRetrying(ctx context.Context, j job) (*Endpoint, *App, 
 // carries them from Send.
 func (d *Dispatcher) load(ctx context.Context, j job) (*Endpoint, *App, *Event, error) {
 	dl := j.dl
-	ep, gen := j.ep, uint64(0)
+	ep := j.ep
 	if ep == nil {
-		ep, gen = d.cache.endpoint(dl.EndpointID)
-	}
-	if ep == nil {
-		var err error
-		if ep, err = d.store.GetEndpoint(ctx, dl.EndpointID); err != nil {
-			return nil, nil, nil, fmt.Errorf("convoy: load endpoint: %w", err)
+		var tok readToken
+		ep, tok = d.cache.endpoint(dl.EndpointID)
+		if ep == nil {
+			var err error
+			if ep, err = d.store.GetEndpoint(ctx, dl.EndpointID); err != nil {
+				return nil, nil, nil, fmt.Errorf("convoy: load endpoint: %w", err)
+			}
+			d.cache.putEndpoint(ep, tok)
 		}
-		d.cache.putEndpoint(ep, gen)
 	}
 	app, gen := d.cache.app(dl.AppID)
 	if app == nil {
