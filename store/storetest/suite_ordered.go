@@ -126,7 +126,7 @@ func testOrderedFailureUnblocks(t *testing.T, s convoy.Store) {
 	require.Equal(t, ds[2].ID, c.ID, "so does Discarded")
 
 	// Re-send the failed one while the third is in flight.
-	now := t0.Add(time.Minute)
+	now := t0.Add(lease / 2)
 	n, err := s.Requeue(e.ctx, convoy.RequeueRequest{Now: now, DeliveryID: ds[0].ID})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
@@ -202,6 +202,9 @@ func testOrderedUnorderedUnaffected(t *testing.T, s convoy.Store) {
 	require.Equal(t, []string{more[0].ID}, ids(got))
 	got = append(got, e.claim(convoy.ClaimRequest{Now: later, PerEndpoint: 2, InFlight: map[string]int{free.ID: 1}})...)
 	require.Equal(t, ids(more[:2]), ids(got))
+	for _, d := range got {
+		e.succeed(d, later)
+	}
 	got = e.claim(convoy.ClaimRequest{Now: t0.Add(time.Hour)})
 	require.Equal(t, []string{ods[0].ID}, ids(of(ord.ID, got)), "only the ordered head once its retry is due")
 	require.ElementsMatch(t, append(ids(fds), more[2].ID), ids(of(free.ID, got)))
@@ -301,6 +304,7 @@ func testOrderedInsertClaim(t *testing.T, s convoy.Store) {
 	// endpoint's new delivery is leased, not the ordered one's.
 	fourth, l4 := send(now)
 	require.Equal(t, []string{fourth[1].ID}, ids(l4))
+	e.succeed(l4[0], now)
 	later := now.Add(time.Hour)
 	for _, want := range []*convoy.Delivery{second[0], third[0], fourth[0]} {
 		c := e.claimOne(later)
