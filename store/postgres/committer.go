@@ -450,8 +450,11 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 		}
 		c.move(d.status, t.Status)
 		d.status, d.leaseID, d.changed = t.Status, "", true
-		if t.Status.Final() && e.ep.Ordered && !slices.Contains(ended, d.endpointID) {
-			ended = append(ended, d.endpointID)
+		if t.Status.Final() && e.ep.Ordered {
+			if !slices.Contains(ended, d.endpointID) {
+				ended = append(ended, d.endpointID)
+			}
+			o.notify = true // the next head is due: other processes may take it
 		}
 		if t.Status == convoy.DeliveryRetry {
 			d.next = nanos(t.NextAttemptAt)
