@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -273,4 +274,81 @@ func TestOrderedEndpointKeepsOrderAcrossACrash(t *testing.T) {
 			require.Equal(t, 1, most)
 		})
 	}
+}
+
+// BenchmarkOrderedDelivery measures what head-of-line blocking costs: the
+// deliveries/s to one ordered endpoint and to one unordered endpoint, in
+// the same run, with 32 workers and a receiver that takes about a
+// millisecond per request, and reports their ratio (ordered/unordered).
+func BenchmarkOrderedDelivery(b *testing.B) {
+	const n = 300
+	for _, sk := range []struct {
+		name string
+		open func(b *testing.B) convoy.Store
+	}{
+		{"memory", func(*testing.B) convoy.Store { return memory.New() }},
+		{"bolt", func(b *testing.B) convoy.Store {
+			st, err := bolt.Open(filepath.Join(b.TempDir(), "convoy.db"), nil)
+			require.NoError(b, err)
+			return st
+		}},
+	} {
+		b.Run(sk.name, func(b *testing.B) {
+			var ordered, unordered []float64
+			for range b.N {
+				ordered = append(ordered, orderedRate(b, sk.open(b), n, true))
+				unordered = append(unordered, orderedRate(b, sk.open(b), n, false))
+			}
+			b.ReportMetric(median(ordered)/median(unordered), "ordered/unordered")
+			b.ReportMetric(median(ordered), "ordered/s")
+			b.ReportMetric(median(unordered), "unordered/s")
+		})
+	}
+}
+
+// orderedRate returns the deliveries/s of n events to one endpoint,
+// ordered or not, whose receiver takes a millisecond per request.
+func orderedRate(b *testing.B, st convoy.Store, n int, ordered bool) float64 {
+	d, err := convoy.New(convoy.Config{
+		Store: st, Workers: 32, PerEndpoint: 32, Timeout: 5 * time.Second,
+		AllowNetworks: loopback, Logger: testutil.LoggerAt(b, slog.LevelError),
+	})
+	require.NoError(b, err)
+	ctx := context.Background()
+	require.NoError(b, d.Start(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_ = d.Close(cctx)
+		_ = st.Close()
+	}()
+	var (
+		mu     sync.Mutex
+		served int
+		done   = make(chan struct{})
+	)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(time.Millisecond) // the receiver's own work
+		mu.Lock()
+		if served++; served == n {
+			close(done)
+		}
+		mu.Unlock()
+	}))
+	defer rc.Close()
+	app, err := d.CreateApp(ctx, convoy.App{Name: "bench"})
+	require.NoError(b, err)
+	_, err = d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: rc.URL, Ordered: ordered})
+	require.NoError(b, err)
+	start := time.Now()
+	for i := range n {
+		_, err := d.Send(ctx, app.ID, convoy.Event{Type: "counter.moved", Data: json.RawMessage(strconv.Itoa(i))})
+		require.NoError(b, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatal("deliveries did not finish")
+	}
+	return float64(n) / time.Since(start).Seconds()
 }
