@@ -72,6 +72,7 @@ DECLARE
     o_heads    uuid[];
     o_ok       boolean[];
     held       uuid[];
+    held_eps   uuid[];
     a_eps      uuid[];
     a_n        integer[];
     got        uuid[];
@@ -177,11 +178,12 @@ BEGIN
                                                WHERE c.ep = o.ep)
                           FROM unnest(o_eps, o_heads, o_ok) o(ep, head, ok)
                          WHERE o.ok) c;
-                held := ARRAY(SELECT c.id FROM unnest(cand_ids, cand_eps) c(id, ep)
-                                JOIN unnest(o_eps, o_heads) o(ep, head) ON o.ep = c.ep
-                               WHERE c.id IS DISTINCT FROM o.head);
-                IF cardinality(held) > 0 THEN
-                    PERFORM hold_back(held);
+                SELECT array_agg(c.id), array_agg(c.ep) INTO held, held_eps
+                  FROM unnest(cand_ids, cand_eps) c(id, ep)
+                  JOIN unnest(o_eps, o_heads) o(ep, head) ON o.ep = c.ep
+                 WHERE c.id IS DISTINCT FROM o.head;
+                IF held IS NOT NULL THEN
+                    PERFORM hold_back(held, held_eps);
                 END IF;
             END IF;
 
@@ -228,28 +230,31 @@ BEGIN
 END
 $$;
 
--- hold_back takes the deliveries p_ids of ordered endpoints out of
--- deliveries_due (due_at NULL), those that are not their endpoint's head
--- at the time it runs. It skips the endpoints whose lock another
--- transaction holds (a group commit of Record may be ending their head:
--- claim meets what is left again) and the deliveries another holds; the
--- endpoint lock is taken first, and the heads read after it, by a later
--- statement, so a head cannot end in between. It costs O(k log n) for k
+-- hold_back takes the deliveries p_ids (of the endpoints p_eps, one for
+-- one) of ordered endpoints out of deliveries_due (due_at NULL), those
+-- that are not their endpoint's head at the time it runs. It skips the
+-- endpoints whose lock another transaction holds (a group commit of Record
+-- may be ending their head: claim meets what is left again) and the
+-- deliveries another holds; the endpoint lock is taken first, and the
+-- heads read after it, by a later statement, so a head cannot end in
+-- between. The deliveries are found by ID alone: O(k log n) for k
 -- deliveries, each held back once.
-CREATE FUNCTION hold_back(p_ids uuid[]) RETURNS void
+CREATE FUNCTION hold_back(p_ids uuid[], p_eps uuid[]) RETURNS void
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     eps uuid[];
+    ids uuid[];
 BEGIN
     eps := ARRAY(SELECT endpoint_id FROM endpoint_state
-                  WHERE endpoint_id IN (SELECT endpoint_id FROM deliveries WHERE id = ANY (p_ids))
+                  WHERE endpoint_id = ANY (p_eps)
                   ORDER BY endpoint_id FOR NO KEY UPDATE SKIP LOCKED);
-    IF cardinality(eps) = 0 THEN
+    ids := ARRAY(SELECT i FROM unnest(p_ids, p_eps) u(i, e) WHERE e = ANY (eps));
+    IF cardinality(ids) = 0 THEN
         RETURN;
     END IF;
     UPDATE deliveries d SET due_at = NULL
       FROM (SELECT x.id FROM deliveries x
-             WHERE x.id = ANY (p_ids) AND x.endpoint_id = ANY (eps)
+             WHERE x.id = ANY (ids)
                AND x.status IN ('Scheduled', 'Retry', 'Processing') AND x.due_at IS NOT NULL
                AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = x.endpoint_id AND e.ordered)
                AND x.id > (SELECT h.id FROM deliveries h
