@@ -50,11 +50,14 @@
 //
 // The cost is head-of-line blocking. With one request in flight, the
 // endpoint gets at most one delivery per round trip, whatever Workers and
-// PerEndpoint allow: to a receiver answering in about 1 ms,
-// BenchmarkOrderedDelivery (32 workers) measures about 720 deliveries/s
+// PerEndpoint allow: each costs the receiver's time plus a claim and a
+// record. To a receiver answering in about 1 ms, BenchmarkOrderedDelivery
+// (32 workers, a shared 2-core machine) measured about 720 deliveries/s
 // ordered against 6,300/s unordered on the memory store (0.11×), and 370/s
-// against 4,800/s on bolt (0.08×; each delivery waits for two commits, its
-// claim's and its record's). And while the earliest delivery waits for a
+// against 4,800/s on bolt (0.08×; there the claim and the record are each a
+// commit to disk); under load the ratios ranged from 0.08 to 0.16. About a
+// tenth, then, and less the faster the receiver. And while the earliest
+// delivery waits for a
 // retry, which can take hours with the default schedule, the later ones
 // wait too, though they are due. Other endpoints are not held back: the
 // queue behind an ordered endpoint's head costs the stores one entry of
