@@ -75,8 +75,10 @@ type Endpoint struct {
 	RateLimit *RateLimit
 	// Ordered delivers the endpoint's events one at a time, in the order
 	// they were sent: a delivery is not attempted while an earlier one to
-	// the endpoint is still pending (Scheduled, Processing or Retry). See
-	// "Ordered delivery" in the package documentation for its cost.
+	// the endpoint is still pending (Scheduled, Processing or Retry), so a
+	// retry holds back the events after it; one that ends in Failure or
+	// Discarded lets the next go. See "Ordered delivery" in the package
+	// documentation for its cost and for crashes.
 	Ordered bool
 	// Health records how delivery to the endpoint has gone. The store keeps
 	// it up to date; it is ignored on create and update.

@@ -234,12 +234,15 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 		closed := d.closed
 		d.mu.Unlock()
 		for i, dl := range res.Deliveries {
-			if dl.Status != DeliveryProcessing || dl.LeaseOwner != d.owner || r.endpoint[dl.EndpointID] == 0 {
+			if dl.Status != DeliveryProcessing || dl.LeaseOwner != d.owner {
 				continue
 			}
-			if closed {
-				// Close began meanwhile: no new attempt starts, so the
-				// delivery goes back to the queue at once.
+			// The delivery goes back to the queue at once when Close began
+			// meanwhile (no new attempt starts), or when no worker was
+			// reserved for its endpoint: the store passed over a delivery
+			// it may not lease (an ordered endpoint's, while the endpoint
+			// has work pending) and leased the next one instead.
+			if closed || r.endpoint[dl.EndpointID] == 0 {
 				d.releaseLease(dl)
 				if got, err := d.store.GetDelivery(ctx, dl.ID); err == nil {
 					res.Deliveries[i] = got

@@ -110,6 +110,30 @@ type Store interface {
 	// the backlog that is not due. A Claim that finds nothing due writes
 	// nothing (a store may keep bookkeeping when it passes over due work
 	// of endpoints at their cap, as store/bolt parks it).
+	//
+	// For an endpoint with Ordered set, Claim hands out only the
+	// endpoint's head, the earliest of its pending deliveries (pending:
+	// Scheduled, Retry or Processing; earliest: lowest ID), only when the
+	// head is due, and only while no delivery of the endpoint is
+	// Processing under a valid lease (one leased before Ordered was
+	// turned on included). So the endpoint has one delivery in flight at
+	// most, and a head waiting for its retry holds back every later
+	// delivery, due or not (head-of-line blocking); a head whose lease
+	// expired is handed out again before any other. A delivery that ends
+	// in Success, Failure or Discarded is no longer pending: the next one
+	// becomes the head. Delivery IDs are time-ordered (NewID), so ID
+	// order is Send order: strictly so for Sends of one process that
+	// follow each other, by the processes' clocks across processes (see
+	// "Ordered delivery" in the package documentation). A delivery that
+	// becomes pending with a lower ID than the head (a re-sent Failure, or
+	// a Send whose commit came late) becomes the head in its turn, once
+	// the delivery in flight is over. Deliveries held back behind a head
+	// are not due: NextDue and Stats leave them out (a store may count
+	// them until a Claim has passed over them once, as store/postgres
+	// does), and the cost bound above holds however long the queue behind
+	// a head is. Turning Ordered off makes them due again by their own
+	// NextAttemptAt; turning it on holds back all but the head from the
+	// next Claim on.
 	Claim(ctx context.Context, req ClaimRequest) ([]*Delivery, error)
 	// Record ends a claim: it stores t.Attempt (if any), moves the
 	// delivery to t.Status, updates the endpoint's health and applies
@@ -122,8 +146,10 @@ type Store interface {
 	// held.
 	Release(ctx context.Context, deliveryID, leaseID string) error
 	// NextDue returns the earliest time a delivery becomes claimable (its
-	// NextAttemptAt, or its lease expiry when Processing); ok is false when
-	// nothing is pending.
+	// NextAttemptAt, or its lease expiry when Processing; for an ordered
+	// endpoint, when its head does, as Claim says); ok is false when
+	// nothing is pending. It may be early, never late: a Claim at that
+	// time may find nothing (see Claim on ordered endpoints).
 	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
 
 	// Requeue moves matching Failure or Discarded deliveries back to
@@ -382,8 +408,14 @@ type ClaimingInserter interface {
 	// (Scheduled or Retry with NextAttemptAt ≤ req.Now, or Processing
 	// under an expired lease, whether or not its endpoint is at its cap),
 	// so a new event never overtakes work that waits, and nothing for a
-	// repeated idempotency key. req.Lease ≤ 0 is ErrInvalid; req.Limit ≤ 0
-	// leases nothing.
+	// repeated idempotency key. Deliveries held back behind an ordered
+	// endpoint's head are not due in this sense (a store may count them,
+	// as Claim allows). It never leases a delivery of an ordered endpoint
+	// (Endpoint.Ordered) that has another delivery pending, earlier or
+	// later, so only a Send to an idle ordered endpoint goes straight to a
+	// worker, and what Claim promises for ordered endpoints holds for its
+	// leases too. req.Lease ≤ 0 is ErrInvalid; req.Limit ≤ 0 leases
+	// nothing.
 	InsertEventClaim(ctx context.Context, ev *Event, deliveries []*Delivery, req ClaimRequest) (InsertResult, error)
 }
 

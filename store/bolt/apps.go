@@ -183,6 +183,11 @@ func (s *Store) CreateEndpoint(ctx context.Context, ep *convoy.Endpoint) error {
 		if err := w.put(bucketEndpoints, []byte(ep.ID), enc); err != nil {
 			return err
 		}
+		if ep.Ordered {
+			if err := w.put(bucketOrdered, []byte(ep.ID), noGate); err != nil {
+				return err
+			}
+		}
 		w.count(countEndpoint+string(ep.Status), 1)
 		return w.put(bucketAppEndpoints, join([]byte(ep.AppID), []byte(ep.ID)), nil)
 	})
@@ -247,6 +252,11 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.E
 		if old.Status != ep.Status {
 			w.count(countEndpoint+string(old.Status), -1)
 			w.count(countEndpoint+string(ep.Status), 1)
+		}
+		if old.Ordered != ep.Ordered {
+			if err := setOrdered(w, id, ep.Ordered); err != nil {
+				return err
+			}
 		}
 		return w.put(bucketEndpoints, []byte(id), enc)
 	})

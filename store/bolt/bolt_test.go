@@ -47,6 +47,12 @@ func BenchmarkClaim(b *testing.B) {
 	storetest.BenchmarkClaim(b, func(b *testing.B) convoy.Store { return newStore(b) })
 }
 
+// BenchmarkClaimOrdered runs the shared claim benchmark beside an ordered
+// endpoint with 1,000 and 100,000 deliveries held back behind its head.
+func BenchmarkClaimOrdered(b *testing.B) {
+	storetest.BenchmarkClaimOrdered(b, func(b *testing.B) convoy.Store { return newStore(b) })
+}
+
 // t0 is "now" in these tests.
 var t0 = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 

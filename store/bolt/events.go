@@ -165,7 +165,7 @@ func (in *insert) apply(w *wtx) (convoy.InsertResult, error) {
 	for _, i := range keep {
 		d, enc := in.ds[i], in.encs[i]
 		if leases > 0 && d.Status == convoy.DeliveryScheduled &&
-			in.claim.Room(d.EndpointID, taken[d.EndpointID]) > 0 {
+			in.claim.Room(d.EndpointID, taken[d.EndpointID]) > 0 && w.orderedIdle(d.EndpointID) {
 			// A copy, so that in stays as it was should the batch run again.
 			d = d.Clone()
 			lease(d, *in.claim)

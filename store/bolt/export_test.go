@@ -28,6 +28,20 @@ func checkIndexes(tx *bbolt.Tx) error {
 	counts := map[string]int64{}
 	pending := map[string]string{} // delivery ID → expected due-index key
 	endpointOf := map[string]string{}
+	// Ordered endpoints: their head (first pending by ID), the latest
+	// lease of their Processing deliveries, and the lease entries due.
+	type gate struct {
+		head  *convoy.Delivery
+		lease []byte
+	}
+	gates := map[string]*gate{}
+	if err := b(bucketOrdered).ForEach(func(k, _ []byte) error {
+		gates[string(k)] = &gate{}
+		return nil
+	}); err != nil {
+		return err
+	}
+	leases := 0
 	if err := b(bucketDeliveries).ForEach(func(k, v []byte) error {
 		d, err := decodeDelivery(v)
 		if err != nil {
@@ -50,6 +64,22 @@ func checkIndexes(tx *bbolt.Tx) error {
 		if !has(tx, bucketEvents, d.EventID) || !has(tx, bucketEndpoints, d.EndpointID) {
 			return fmt.Errorf("delivery %s outlived its event or endpoint", d.ID)
 		}
+		if g := gates[d.EndpointID]; g != nil && !d.Status.Final() {
+			if g.head == nil {
+				g.head = d
+			}
+			if d.Status == convoy.DeliveryProcessing {
+				leases++
+				lk := timeKey(d.LeaseExpiresAt)
+				if !bytes.Equal(b(bucketOrderedLeases).Get(orderedLeaseKey(d.EndpointID, d.ID)), lk) {
+					return fmt.Errorf("lease of %s (ordered endpoint) missing or stale", d.ID)
+				}
+				if bytes.Compare(lk, g.lease) > 0 {
+					g.lease = lk
+				}
+			}
+			return nil
+		}
 		if t, ok := d.DueAt(); ok {
 			k := dueKey(t, d.ID)
 			inDue := b(bucketDue).Get(k)
@@ -67,6 +97,33 @@ func checkIndexes(tx *bbolt.Tx) error {
 		return nil
 	}); err != nil {
 		return err
+	}
+	for ep, g := range gates {
+		v := b(bucketOrdered).Get([]byte(ep))
+		if g.head == nil {
+			if !bytes.Equal(v, noGate) {
+				return fmt.Errorf("ordered endpoint %s has a gate and nothing pending", ep)
+			}
+			continue
+		}
+		due, _ := g.head.DueAt()
+		at := timeKey(due)
+		if bytes.Compare(g.lease, at) > 0 {
+			at = g.lease
+		}
+		k := dueKey(keyTime(at), g.head.ID)
+		if !bytes.Equal(v, k) {
+			return fmt.Errorf("gate of ordered endpoint %s out of step", ep)
+		}
+		inDue := b(bucketDue).Get(k)
+		inParked := b(bucketParked).Get(parkedKey(ep, k)) != nil
+		if (inDue != nil) == inParked || inDue != nil && string(inDue) != ep {
+			return fmt.Errorf("gate of ordered endpoint %s not due or parked once", ep)
+		}
+		pending[g.head.ID] = string(k)
+	}
+	if b(bucketOrderedLeases).Stats().KeyN != leases {
+		return fmt.Errorf("%d ordered leases for %d Processing deliveries of ordered endpoints", b(bucketOrderedLeases).Stats().KeyN, leases)
 	}
 	n := 0
 	if err := b(bucketDue).ForEach(func(k, _ []byte) error {
@@ -123,18 +180,28 @@ func checkIndexes(tx *bbolt.Tx) error {
 			return fmt.Errorf("%s has stale entries", idx)
 		}
 	}
+	orderedEndpoints := 0
 	if err := b(bucketEndpoints).ForEach(func(k, v []byte) error {
 		ep, err := decodeEndpoint(v)
 		if err != nil {
 			return err
 		}
 		counts[countEndpoint+string(ep.Status)]++
+		if _, ok := gates[ep.ID]; ok != ep.Ordered {
+			return fmt.Errorf("endpoint %s: Ordered %v, in the ordered index %v", k, ep.Ordered, ok)
+		}
+		if ep.Ordered {
+			orderedEndpoints++
+		}
 		if b(bucketAppEndpoints).Get(join([]byte(ep.AppID), k)) == nil || !has(tx, bucketApps, ep.AppID) {
 			return fmt.Errorf("endpoint %s missing from its app's index", k)
 		}
 		return nil
 	}); err != nil {
 		return err
+	}
+	if orderedEndpoints != len(gates) {
+		return fmt.Errorf("stale entries in %s", bucketOrdered)
 	}
 	if err := b(bucketEvents).ForEach(func(k, v []byte) error {
 		ev, err := decodeEvent(v)

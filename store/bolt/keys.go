@@ -50,7 +50,8 @@ var (
 	bucketAppDeliveries = []byte("idx_app_deliveries")
 	// bucketDue: 8-byte due time + deliveryID → endpointID. It holds every
 	// Scheduled or Retry delivery at its NextAttemptAt and every Processing
-	// delivery at its LeaseExpiresAt, except those parked.
+	// delivery at its LeaseExpiresAt, except those parked and those of
+	// ordered endpoints, which have their gate here instead.
 	bucketDue = []byte("idx_due")
 	// bucketParked: endpointID + 8-byte due time + deliveryID: entries that
 	// a Claim found due but passed over because their endpoint was at its
@@ -64,6 +65,14 @@ var (
 	// bucketParkedHead: endpointID → the 8-byte time of its entry in
 	// bucketParkedHeads.
 	bucketParkedHead = []byte("idx_parked_head")
+	// bucketOrdered: endpointID → the due-index key of the endpoint's
+	// gate, or noGate, for every ordered endpoint (see ordered.go). An
+	// ordered endpoint's pending deliveries have no due or parked entry
+	// of their own; the gate stands for them all.
+	bucketOrdered = []byte("idx_ordered")
+	// bucketOrderedLeases: endpointID + deliveryID → 8-byte lease expiry,
+	// for every Processing delivery of an ordered endpoint.
+	bucketOrderedLeases = []byte("idx_ordered_leases")
 
 	// bucketCounts: "d:" + delivery status or "e:" + endpoint status → 8-byte
 	// big-endian count of the records in that status, kept in the same
@@ -75,7 +84,8 @@ var (
 		bucketAppEndpoints, bucketIdempotency, bucketEventCreated,
 		bucketAppEventCreated, bucketTypeEventCreated, bucketAppTypeEventCreated,
 		bucketEventDeliveries, bucketEndpointDeliveries, bucketAppDeliveries, bucketDue,
-		bucketParked, bucketParkedHeads, bucketParkedHead, bucketCounts,
+		bucketParked, bucketParkedHeads, bucketParkedHead, bucketOrdered, bucketOrderedLeases,
+		bucketCounts,
 	}
 
 	// appendBuckets take new keys mostly at the end of a few ranges (keys

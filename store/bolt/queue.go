@@ -30,7 +30,8 @@ import (
 // Options.MaxClaimSkip + 1 entries of the due index and O(req.Limit +
 // Options.MaxClaimSkip + F) entries of the parked lists and their index,
 // where F ≤ len(req.InFlight) counts the full endpoints stepped over; each
-// costs O(log n).
+// costs O(log n). An ordered endpoint is one entry, its gate (see
+// ordered.go), whatever its backlog.
 //
 // A Claim first looks in a read-only transaction whether it would claim
 // or park anything, and returns at once, without queueing for the
@@ -86,7 +87,8 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 				return err
 			}
 			due, ok := old.DueAt()
-			if !ok || !bytes.Equal(p.key, dueKey(due, old.ID)) || old.EndpointID != p.ep {
+			if !ok || old.EndpointID != p.ep ||
+				!bytes.Equal(p.key, dueKey(due, old.ID)) && !bytes.Equal(p.key, gateOf(w.Bucket(bucketOrdered).Get([]byte(p.ep)))) {
 				return fmt.Errorf("convoy: bolt: due index out of step with delivery %s", old.ID)
 			}
 			if due.After(req.Now) {
@@ -409,11 +411,8 @@ func (s *Store) Release(ctx context.Context, deliveryID, leaseID string) error {
 // ok is false when nothing is pending. It reads the first key of the due
 // index and of the parked entries' heads.
 func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
-	err = s.view(ctx, func(tx *bbolt.Tx) error {
-		d, err := firstDue(tx)
-		if d != nil {
-			t, ok = d.DueAt()
-		}
+	err = s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		t, ok, err = firstDue(tx)
 		return err
 	})
 	if err != nil {
@@ -422,21 +421,31 @@ func (s *Store) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	return t, ok, nil
 }
 
-// firstDue returns the pending delivery due first, or nil.
-func firstDue(tx *bbolt.Tx) (*convoy.Delivery, error) {
+// firstDue returns when the first entry of the due index or the parked
+// entries is due: its delivery's due time, or the later time of an
+// ordered endpoint's gate. ok is false when there is none.
+func firstDue(tx *bbolt.Tx) (t time.Time, ok bool, err error) {
 	k, _ := tx.Bucket(bucketDue).Cursor().First()
 	if hk, _ := tx.Bucket(bucketParkedHeads).Cursor().First(); hk != nil &&
 		(k == nil || bytes.Compare(hk[:timeLen], k[:timeLen]) < 0) {
 		ep := hk[timeLen:]
 		if k, _ = tx.Bucket(bucketParked).Cursor().Seek(ep); !hasPrefix(k, ep) {
-			return nil, fmt.Errorf("convoy: bolt: parked entries out of step for endpoint %s", ep)
+			return time.Time{}, false, fmt.Errorf("convoy: bolt: parked entries out of step for endpoint %s", ep)
 		}
 		k = k[len(ep):]
 	}
 	if k == nil {
-		return nil, nil
+		return time.Time{}, false, nil
 	}
-	return getDelivery(tx, string(k[timeLen:]))
+	d, err := getDelivery(tx, string(k[timeLen:]))
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	t, ok = d.DueAt()
+	if ok && bytes.Compare(k[:timeLen], timeKey(t)) > 0 {
+		t = keyTime(k) // a gate, held back by a lease
+	}
+	return t, ok, nil
 }
 
 // Requeue moves matching Failure or Discarded deliveries back to

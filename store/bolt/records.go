@@ -57,8 +57,9 @@ func has(tx *bbolt.Tx, bucket []byte, key string) bool {
 
 // putDelivery stores d, whose stored version is old (nil for a new
 // delivery), and moves its index entries to match: the endpoint and app
-// indexes by status class, the due index, and for a new delivery the event
-// index. d must already be encoded as enc.
+// indexes by status class, the due index (for an ordered endpoint, its
+// gate), and for a new delivery the event index. d must already be
+// encoded as enc.
 func putDelivery(w *wtx, old, d *convoy.Delivery, enc []byte) error {
 	if err := w.put(bucketDeliveries, []byte(d.ID), enc); err != nil {
 		return err
@@ -89,6 +90,9 @@ func putDelivery(w *wtx, old, d *convoy.Delivery, enc []byte) error {
 			w.count(countDelivery+string(old.Status), -1)
 		}
 		w.count(countDelivery+string(d.Status), 1)
+	}
+	if w.isOrdered(d.EndpointID) {
+		return reorder(w, old, d)
 	}
 	var oldKey, newKey []byte
 	if old != nil {
@@ -218,7 +222,18 @@ func deleteDeliveryKeys(w *wtx, d *convoy.Delivery, attempts [][]byte) error {
 	if err := w.del(bucketEventDeliveries, join([]byte(d.EventID), []byte(d.ID))); err != nil {
 		return err
 	}
-	return w.del(bucketDeliveries, []byte(d.ID))
+	if err := w.del(bucketDeliveries, []byte(d.ID)); err != nil {
+		return err
+	}
+	if !d.Status.Final() && w.isOrdered(d.EndpointID) {
+		if d.Status == convoy.DeliveryProcessing {
+			if err := w.del(bucketOrderedLeases, orderedLeaseKey(d.EndpointID, d.ID)); err != nil {
+				return err
+			}
+		}
+		return regate(w, d.EndpointID)
+	}
+	return nil
 }
 
 // eventDeliveryRecords returns the deliveries of an event, in ID order,
@@ -304,6 +319,9 @@ func putEvent(w *wtx, ev *convoy.Event, enc []byte) error {
 // deleteEndpoint removes an endpoint with its deliveries and their
 // attempts.
 func deleteEndpoint(w *wtx, ep *convoy.Endpoint) error {
+	if err := dropOrdered(w, ep.ID); err != nil {
+		return err
+	}
 	if err := eachKeyDeleting(w, bucketEndpointDeliveries, []byte(ep.ID), func(k []byte) error {
 		return deleteIndexed(w, bucketEndpointDeliveries, k, string(k[idLen+1:]))
 	}); err != nil {

@@ -41,11 +41,11 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (convoy.StoreStats, er
 		}); err != nil {
 			return err
 		}
-		d, err := firstDue(tx)
-		if err != nil || d == nil {
+		at, ok, err := firstDue(tx)
+		if err != nil || !ok {
 			return err
 		}
-		st.OldestDue, _ = d.DueAt()
+		st.OldestDue = at
 		nowKey := timeKey(now)
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, _ := c.First(); k != nil && st.DueNow < convoy.MaxDueCount && bytes.Compare(k[:timeLen], nowKey) <= 0; k, _ = c.Next() {

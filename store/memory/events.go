@@ -114,7 +114,8 @@ func (s *Store) insert(ctx context.Context, ev *convoy.Event, deliveries []*conv
 	for i, d := range kept {
 		dr := &deliveryRec{d: d.Clone(), ep: eps[i], heapIdx: -1}
 		if leases > 0 && d.Status == convoy.DeliveryScheduled &&
-			claim.Room(d.EndpointID, taken[d.EndpointID]) > 0 {
+			claim.Room(d.EndpointID, taken[d.EndpointID]) > 0 &&
+			(!eps[i].ep.Ordered || eps[i].pending() == 0) {
 			lease(dr.d, *claim)
 			taken[d.EndpointID]++
 			leases--

@@ -3,6 +3,8 @@ package memory
 import (
 	"container/heap"
 	"time"
+
+	"github.com/convoykit/convoy"
 )
 
 // The due index has two levels so that Claim can skip an endpoint that is
@@ -17,6 +19,12 @@ import (
 // Claiming k deliveries among n therefore costs O((k + e) log n), e being
 // the number of endpoints skipped for capacity, and finding the next due
 // time is O(1).
+//
+// The heap of an ordered endpoint (Endpoint.Ordered) holds one delivery at
+// most, its head: the pending delivery with the lowest ID, found in the
+// endpoint's status sets. It is keyed by when the endpoint may next hand
+// it out (see gate), so the deliveries held back behind it cost Claim,
+// NextDue and Stats nothing.
 
 // deliveryHeap orders an endpoint's claimable deliveries by due time.
 type deliveryHeap []*deliveryRec
@@ -103,6 +111,10 @@ func dueBefore(a, b *deliveryRec) bool {
 // status, NextAttemptAt or lease.
 func (s *Store) schedule(dr *deliveryRec) {
 	s.count(dr)
+	if dr.ep.ep.Ordered {
+		s.gate(dr.ep)
+		return
+	}
 	due, ok := dr.d.DueAt()
 	switch {
 	case !ok:
@@ -121,6 +133,11 @@ func (s *Store) schedule(dr *deliveryRec) {
 
 // unschedule takes dr out of the due index, before it is deleted.
 func (s *Store) unschedule(dr *deliveryRec) {
+	if dr.ep.ep.Ordered {
+		s.uncount(dr) // out of the status sets, so it is not the head
+		s.gate(dr.ep)
+		return
+	}
 	if dr.heapIdx >= 0 {
 		heap.Remove(&dr.ep.queue, dr.heapIdx)
 		s.fixEndpoint(dr.ep)
@@ -139,4 +156,93 @@ func (s *Store) fixEndpoint(ep *endpointRec) {
 	default:
 		heap.Push(&s.due, ep)
 	}
+}
+
+// pendingSlots are the statusSets slots of the pending statuses.
+var pendingSlots = [...]int{
+	statusSlot(convoy.DeliveryScheduled),
+	statusSlot(convoy.DeliveryProcessing),
+	statusSlot(convoy.DeliveryRetry),
+}
+
+// head returns the pending delivery of er with the lowest ID, or nil.
+func (s *Store) head(er *endpointRec) *deliveryRec {
+	first := ""
+	for _, i := range pendingSlots {
+		if set := er.deliveries[i]; set != nil {
+			if id, ok := set.min(); ok && (first == "" || id < first) {
+				first = id
+			}
+		}
+	}
+	if first == "" {
+		return nil
+	}
+	return s.deliveries[first]
+}
+
+// pending returns how many deliveries of er are pending.
+func (er *endpointRec) pending() int {
+	n := 0
+	for _, i := range pendingSlots {
+		if set := er.deliveries[i]; set != nil {
+			n += set.len()
+		}
+	}
+	return n
+}
+
+// gate makes the heap of the ordered endpoint er hold its head alone,
+// keyed by when the head may be handed out: when it is due, and not
+// before the lease of any delivery of er Processing ends. The others
+// leave the heap. It costs O(p + log n) for p deliveries of er
+// Processing (one, but after a crash or a change of Ordered).
+func (s *Store) gate(er *endpointRec) {
+	h := s.head(er)
+	for _, dr := range er.queue {
+		if dr != h {
+			dr.heapIdx = -1
+		}
+	}
+	clear(er.queue)
+	er.queue = er.queue[:0]
+	if h != nil {
+		due, _ := h.d.DueAt()
+		if set := er.deliveries[statusSlot(convoy.DeliveryProcessing)]; set != nil {
+			set.ascend(func(id string) bool {
+				if exp := s.deliveries[id].d.LeaseExpiresAt; exp.After(due) {
+					due = exp
+				}
+				return true
+			})
+		}
+		h.due, h.key = due, keyOf(due)
+		h.heapIdx = 0
+		er.queue = append(er.queue, h)
+	}
+	s.fixEndpoint(er)
+}
+
+// ungate puts every pending delivery of er back in its heap by its own
+// due time, after Ordered was turned off.
+func (s *Store) ungate(er *endpointRec) {
+	for _, dr := range er.queue {
+		dr.heapIdx = -1
+	}
+	clear(er.queue)
+	er.queue = er.queue[:0]
+	for _, i := range pendingSlots {
+		if set := er.deliveries[i]; set != nil {
+			set.ascend(func(id string) bool {
+				dr := s.deliveries[id]
+				due, _ := dr.d.DueAt()
+				dr.due, dr.key = due, keyOf(due)
+				dr.heapIdx = len(er.queue)
+				er.queue = append(er.queue, dr)
+				return true
+			})
+		}
+	}
+	heap.Init(&er.queue)
+	s.fixEndpoint(er)
 }

@@ -158,6 +158,14 @@ func (s *sortedSet[K]) delete(k K) {
 	}
 }
 
+// min returns the smallest key, if any.
+func (s *sortedSet[K]) min() (k K, ok bool) {
+	if len(s.chunks) == 0 {
+		return k, false
+	}
+	return s.chunks[0][0], true
+}
+
 // ascend calls yield with every key in ascending order until yield returns
 // false. yield must not change s.
 func (s *sortedSet[K]) ascend(yield func(K) bool) {

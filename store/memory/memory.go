@@ -64,7 +64,8 @@ type endpointRec struct {
 	app *appRec
 	// deliveries holds the IDs of the endpoint's deliveries by status.
 	deliveries statusSets
-	// queue holds the endpoint's claimable deliveries by due time.
+	// queue holds the endpoint's claimable deliveries by due time; for an
+	// ordered endpoint, its head alone (see gate).
 	queue deliveryHeap
 	// heapIdx is the endpoint's position in Store.due, -1 when absent.
 	heapIdx int
@@ -312,7 +313,14 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.E
 		return nil, err
 	}
 	s.setEndpointStatus(er, c.Status)
+	was := cur.Ordered
 	er.ep = c.Clone()
+	switch {
+	case c.Ordered && !was:
+		s.gate(er)
+	case was && !c.Ordered:
+		s.ungate(er)
+	}
 	return c, nil
 }
 

@@ -12,7 +12,9 @@ import (
 
 // Claim implements [convoy.Store]. It costs O((k + e) log n) for k
 // deliveries claimed among n claimable ones, e being the endpoints skipped
-// because they are at req.PerEndpoint. req.Lease must be positive.
+// because they are at req.PerEndpoint; an ordered endpoint is one entry of
+// the due index whatever its backlog (see heap.go). req.Lease must be
+// positive.
 func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
 	if req.Lease <= 0 {
 		return nil, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)

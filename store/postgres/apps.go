@@ -366,6 +366,18 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.E
 			c.Ordered, encodeRateLimit(c.RateLimit)); err != nil {
 			return s.wrap(err)
 		}
+		if e.Ordered && !c.Ordered {
+			// The deliveries held back behind the head are due again, by
+			// their own times.
+			if _, err := tx.Exec(ctx, s.q(`
+				UPDATE {s}.deliveries SET due_at = CASE WHEN status = 'Processing'
+				                                        THEN coalesce(lease_expires_at, $2)
+				                                        ELSE coalesce(next_attempt_at, $2) END
+				 WHERE endpoint_id = $1 AND status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NULL`),
+				id, minNanos); err != nil {
+				return s.wrap(err)
+			}
+		}
 		if err := cn.add(ctx, tx, s); err != nil {
 			return s.wrap(err)
 		}

@@ -24,6 +24,12 @@ func BenchmarkClaim(b *testing.B) {
 	storetest.BenchmarkClaim(b, func(b *testing.B) convoy.Store { return newStore(b, nil) })
 }
 
+// BenchmarkClaimOrdered runs the shared claim benchmark beside an ordered
+// endpoint with 1,000 and 100,000 deliveries held back behind its head.
+func BenchmarkClaimOrdered(b *testing.B) {
+	storetest.BenchmarkClaimOrdered(b, func(b *testing.B) convoy.Store { return newStore(b, nil) })
+}
+
 // recorders is how many goroutines call Record at once in the Record
 // benchmarks, as a Dispatcher's recorder does with that many workers.
 const recorders = 64

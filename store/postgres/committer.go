@@ -24,7 +24,8 @@ import (
 //     endpoints.
 //  2. Insert the attempts, update the deliveries and the endpoints'
 //     health (and status, when it changed), one statement each from
-//     arrays, add the counters; COMMIT.
+//     arrays, make the next head of each ordered endpoint whose head
+//     ended due, add the counters; COMMIT.
 //
 // Between the two, each call is checked and applied on its own, in
 // order: one whose lease was lost gets ErrLeaseLost and changes nothing,
@@ -272,7 +273,10 @@ type dstate struct {
 	next          *int64
 	lastError     string
 	updated       *int64
-	changed       bool
+	// held is set for a delivery of an ordered endpoint held back behind
+	// its head (due_at NULL, see the schema): it stays so while pending.
+	held    bool
+	changed bool
 }
 
 // estate is what a batch knows of an endpoint it locked.
@@ -327,7 +331,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 		b.Queue(s.q(selectEndpoint+` WHERE e.id IN (SELECT endpoint_id FROM {s}.deliveries WHERE id = ANY ($1))`), recIDs)
 	}
 	b.Queue(s.q(`SELECT id, endpoint_id, status, lease_id, attempts, round_attempts, claims, next_attempt_at,
-			last_error, updated_at
+			last_error, updated_at, due_at IS NULL AND status IN ('Scheduled', 'Retry', 'Processing')
 		FROM {s}.deliveries WHERE id = ANY ($1) ORDER BY id FOR NO KEY UPDATE`), ids)
 	eps := make(map[string]*estate)
 	ds := make(map[string]*dstate, len(ids))
@@ -363,7 +367,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 				d  dstate
 			)
 			if err := rows.Scan(&id, &d.endpointID, &d.status, &d.leaseID, &d.attempts, &d.roundAttempts,
-				&d.claims, &d.next, &d.lastError, &d.updated); err != nil {
+				&d.claims, &d.next, &d.lastError, &d.updated, &d.held); err != nil {
 				return err
 			}
 			ds[id] = &d
@@ -381,6 +385,9 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 	var (
 		c        counts
 		attempts []*convoy.Attempt
+		// ended lists the ordered endpoints a delivery of which ended:
+		// their next head becomes due (see the schema's ungate).
+		ended []string
 	)
 	for _, o := range ops {
 		d, ok := ds[o.t.DeliveryID]
@@ -443,6 +450,12 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 		}
 		c.move(d.status, t.Status)
 		d.status, d.leaseID, d.changed = t.Status, "", true
+		if t.Status.Final() && e.ep.Ordered {
+			if !slices.Contains(ended, d.endpointID) {
+				ended = append(ended, d.endpointID)
+			}
+			o.notify = true // the next head is due: other processes may take it
+		}
 		if t.Status == convoy.DeliveryRetry {
 			d.next = nanos(t.NextAttemptAt)
 			o.notify = true
@@ -464,6 +477,9 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 		b.Queue(s.q(insertAttemptsSQL), attemptArgs(attempts)...)
 	}
 	b.Queue(s.q(updateDeliveriesSQL), deliveryArgs(ds)...)
+	if len(ended) > 0 {
+		b.Queue(s.q(`SELECT {s}.ungate($1)`), ended)
+	}
 	if args := healthArgs(eps); args != nil {
 		b.Queue(s.q(updateHealthSQL), args...)
 	}
@@ -552,7 +568,11 @@ func deliveryArgs(ds map[string]*dstate) []any {
 		ids, sts, errs = append(ids, id), append(sts, string(d.status)), append(errs, d.lastError)
 		att, round, claims = append(att, int32(d.attempts)), append(round, int32(d.roundAttempts)), append(claims, int32(d.claims))
 		next, updated = append(next, d.next), append(updated, d.updated)
-		due = append(due, dueNanos(d.status, fromNanos(d.next)))
+		if d.held {
+			due = append(due, nil)
+		} else {
+			due = append(due, dueNanos(d.status, fromNanos(d.next)))
+		}
 	}
 	return []any{ids, sts, att, round, claims, next, errs, updated, due}
 }

@@ -65,6 +65,24 @@
 // through deliveries_endpoint_due, so a slow endpoint's backlog does not
 // starve the others.
 //
+// # Ordered endpoints across processes
+//
+// An endpoint with Ordered set gets one delivery in flight across all
+// processes: a claim hands out only its head (its pending delivery with
+// the lowest ID, read through the partial index
+// deliveries_endpoint_pending), only when the head is due and no
+// delivery of the endpoint is Processing under a valid lease, whoever
+// holds it. The decision is taken under the endpoint's advisory lock,
+// which InsertEventClaim takes too, so two processes never both lease
+// deliveries of one ordered endpoint. The deliveries behind the head stay
+// in the table with due_at NULL once a claim has passed over them (under
+// the endpoint's row lock in endpoint_state), so they leave
+// deliveries_due and cost later claims, NextDue and Stats nothing; the
+// group commit of Record makes the next head due when a head ends, and
+// turning Ordered off makes them all due again. Until a claim has passed
+// over them they count as due in Stats and NextDue, as the Store contract
+// allows.
+//
 // # Group commit
 //
 // Record and Release calls made at the same time (the Dispatcher records

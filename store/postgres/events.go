@@ -220,10 +220,12 @@ func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string
 //  1. It reads the earliest due time of the store and, when
 //     ops ask for PerEndpoint, takes the advisory locks that Claim takes
 //     for the endpoints they would lease to, without waiting: an endpoint
-//     another claim holds gets no lease.
+//     another claim holds gets no lease. It does the same for the ordered
+//     endpoints among them, whatever the caps.
 //  2. In a new statement, so that the claims committed by the former
 //     holders of those locks are seen, it counts the deliveries of those
-//     endpoints Processing under unexpired leases, by owner.
+//     endpoints Processing under unexpired leases, by owner, and finds
+//     the ordered ones that have a delivery pending: they get no lease.
 //  3. It inserts the deliveries, leased ones Processing, with the others.
 //
 // The locks are held until the commit, so no claim of another process can
@@ -282,21 +284,43 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 		return nil
 	}
 	var (
-		firstDue *int64
-		locked   []string
+		firstDue         *int64
+		locked, orderedE []string
 	)
-	if !capped {
-		eps = nil
-	}
 	slices.Sort(eps) // the same order in every process
 	err := tx.QueryRow(ctx, s.q(`
+		WITH o AS (SELECT id FROM {s}.endpoints WHERE id = ANY ($1::uuid[]) AND ordered)
 		SELECT (SELECT due_at FROM {s}.deliveries
-		         WHERE status IN ('Scheduled', 'Retry', 'Processing') ORDER BY due_at LIMIT 1),
-		       coalesce(array(SELECT e FROM unnest($1::uuid[]) e
-		                       WHERE pg_try_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text))), '{}')`),
-		eps, s.opts.Schema).Scan(&firstDue, &locked)
+		         WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NOT NULL
+		         ORDER BY due_at LIMIT 1),
+		       coalesce(array(SELECT e FROM unnest($1::uuid[]) WITH ORDINALITY u(e, n)
+		                       WHERE ($3 OR e IN (SELECT id FROM o))
+		                         AND pg_try_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text))
+		                       ORDER BY n), '{}'),
+		       coalesce(array(SELECT id FROM o), '{}')`),
+		eps, s.opts.Schema, capped).Scan(&firstDue, &locked, &orderedE)
 	if err != nil {
 		return s.wrap(err)
+	}
+	// busy holds the ordered endpoints that may not get a lease: not
+	// locked, or with a delivery pending (read after the locks, so that
+	// what their former holders committed is seen).
+	busy := make(map[string]bool, len(orderedE))
+	for _, ep := range orderedE {
+		busy[ep] = !slices.Contains(locked, ep)
+	}
+	if lockedOrdered := slices.DeleteFunc(slices.Clone(orderedE), func(ep string) bool { return busy[ep] }); len(lockedOrdered) > 0 {
+		var pending []string
+		if err := tx.QueryRow(ctx, s.q(`
+			SELECT coalesce(array(SELECT e FROM unnest($1::uuid[]) e
+			                       WHERE EXISTS (SELECT 1 FROM {s}.deliveries
+			                                      WHERE endpoint_id = e AND status IN ('Scheduled', 'Retry', 'Processing'))), '{}')`),
+			lockedOrdered).Scan(&pending); err != nil {
+			return s.wrap(err)
+		}
+		for _, ep := range pending {
+			busy[ep] = true
+		}
 	}
 	// inFlight[endpoint][owner] counts Processing deliveries under
 	// unexpired leases.
@@ -346,6 +370,11 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 			}
 			if d.Status != convoy.DeliveryScheduled {
 				continue
+			}
+			if b, ordered := busy[d.EndpointID]; ordered {
+				if b || len(taken[d.EndpointID]) > 0 {
+					continue
+				}
 			}
 			if limit, ok := req.Cap(d.EndpointID); ok {
 				if !isLocked[d.EndpointID] {

@@ -75,6 +75,10 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 }
 
 // NextDue implements [convoy.Store]: the first entry of deliveries_due.
+// Deliveries of an ordered endpoint held back behind its head are left
+// out once a Claim has passed over them (the schema's hold_back); a head
+// that waits for another delivery's lease shows its own due time, so
+// NextDue may then be early.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	if err := s.check(ctx); err != nil {
 		return time.Time{}, false, err
@@ -82,7 +86,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var due *int64
 	err := s.pool.QueryRow(ctx, s.q(`
 		SELECT due_at FROM {s}.deliveries
-		 WHERE status IN ('Scheduled', 'Retry', 'Processing')
+		 WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NOT NULL
 		 ORDER BY due_at LIMIT 1`)).Scan(&due)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, false, nil

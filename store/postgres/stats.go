@@ -123,7 +123,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (convoy.StoreStats, er
 		             WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at <= $1
 		             LIMIT $2) d),
 		       (SELECT due_at FROM {s}.deliveries
-		         WHERE status IN ('Scheduled', 'Retry', 'Processing')
+		         WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NOT NULL
 		         ORDER BY due_at LIMIT 1)
 		FROM {s}.counts`), clampNanos(now), convoy.MaxDueCount).
 		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &due, &oldest)

@@ -127,6 +127,16 @@ func suite() []group {
 			{"InvalidInput", testInsertClaimInvalid},
 			{"Concurrent", testInsertClaimConcurrent},
 		}},
+		{"Ordered", []testCase{
+			{"OneAtATimeInIDOrder", testOrderedOneAtATime},
+			{"RetryBlocks", testOrderedRetryBlocks},
+			{"FailureUnblocks", testOrderedFailureUnblocks},
+			{"LeaseExpiry", testOrderedLeaseExpiry},
+			{"UnorderedUnaffected", testOrderedUnorderedUnaffected},
+			{"Toggle", testOrderedToggle},
+			{"InsertClaim", testOrderedInsertClaim},
+			{"Concurrent", testOrderedConcurrent},
+		}},
 		{"Record", []testCase{
 			{"Success", testRecordSuccess},
 			{"Retry", testRecordRetry},
