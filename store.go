@@ -286,6 +286,19 @@ func (r ClaimRequest) Cap(endpointID string) (n int, capped bool) {
 	return 0, false
 }
 
+// Grant leases d under r, as Claim and InsertEventClaim must: Processing,
+// LeaseOwner r.Owner, a fresh LeaseID, LeaseExpiresAt r.Now + r.Lease,
+// one claim more, UpdatedAt r.Now. Store implementations call it;
+// applications need not.
+func (r ClaimRequest) Grant(d *Delivery) {
+	d.Status = DeliveryProcessing
+	d.LeaseOwner = r.Owner
+	d.LeaseID = NewID()
+	d.LeaseExpiresAt = r.Now.Add(r.Lease)
+	d.Claims++
+	d.UpdatedAt = r.Now
+}
+
 // Capped reports whether r bounds any endpoint.
 func (r ClaimRequest) Capped() bool { return r.PerEndpoint > 0 || len(r.Caps) > 0 }
 

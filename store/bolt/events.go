@@ -23,10 +23,16 @@ import (
 // endpoint belongs to another app), ErrNotFound for a missing app, and
 // ErrDuplicate for an ID that exists.
 func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery) (convoy.InsertResult, error) {
+	return s.insert(ctx, ev, deliveries, nil)
+}
+
+// insert stores an event, leasing its new deliveries under claim when set.
+func (s *Store) insert(ctx context.Context, ev *convoy.Event, deliveries []*convoy.Delivery, claim *convoy.ClaimRequest) (convoy.InsertResult, error) {
 	in, err := prepareInsert(ev, deliveries)
 	if err != nil {
 		return convoy.InsertResult{}, err
 	}
+	in.claim = claim
 	var res convoy.InsertResult
 	err = s.write(ctx, func(w *wtx) (err error) {
 		res, err = in.apply(w)
@@ -46,20 +52,7 @@ func (s *Store) InsertEventClaim(ctx context.Context, ev *convoy.Event, deliveri
 	if req.Lease <= 0 {
 		return convoy.InsertResult{}, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
 	}
-	in, err := prepareInsert(ev, deliveries)
-	if err != nil {
-		return convoy.InsertResult{}, err
-	}
-	in.claim = &req
-	var res convoy.InsertResult
-	err = s.write(ctx, func(w *wtx) (err error) {
-		res, err = in.apply(w)
-		return err
-	})
-	if err != nil {
-		return convoy.InsertResult{}, err
-	}
-	return res, nil
+	return s.insert(ctx, ev, deliveries, &req)
 }
 
 // insert is an InsertEvent checked and encoded outside the transaction.
@@ -168,7 +161,7 @@ func (in *insert) apply(w *wtx) (convoy.InsertResult, error) {
 			in.claim.Room(d.EndpointID, taken[d.EndpointID]) > 0 && w.orderedIdle(d.EndpointID) {
 			// A copy, so that in stays as it was should the batch run again.
 			d = d.Clone()
-			lease(d, *in.claim)
+			in.claim.Grant(d)
 			var err error
 			if enc, err = encodeDelivery(d); err != nil {
 				return convoy.InsertResult{}, err

@@ -95,7 +95,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 				continue // only when both times are clamped in the key
 			}
 			d := old.Clone()
-			lease(d, req)
+			req.Grant(d)
 			enc, err := encodeDelivery(d)
 			if err != nil {
 				return err
@@ -122,16 +122,6 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		return nil, err
 	}
 	return out, nil
-}
-
-// lease hands d out under req: Processing, a fresh lease, one claim more.
-func lease(d *convoy.Delivery, req convoy.ClaimRequest) {
-	d.Status = convoy.DeliveryProcessing
-	d.LeaseOwner = req.Owner
-	d.LeaseID = convoy.NewID()
-	d.LeaseExpiresAt = req.Now.Add(req.Lease)
-	d.Claims++
-	d.UpdatedAt = req.Now
 }
 
 // duePick is an entry Claim chose: its due-index key (time + delivery ID,

@@ -116,7 +116,7 @@ func (s *Store) insert(ctx context.Context, ev *convoy.Event, deliveries []*conv
 		if leases > 0 && d.Status == convoy.DeliveryScheduled &&
 			claim.Room(d.EndpointID, taken[d.EndpointID]) > 0 &&
 			(!eps[i].ep.Ordered || eps[i].pending() == 0) {
-			lease(dr.d, *claim)
+			claim.Grant(dr.d)
 			taken[d.EndpointID]++
 			leases--
 		}

@@ -47,7 +47,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			full = append(full, er)
 			continue
 		}
-		lease(dr.d, req)
+		req.Grant(dr.d)
 		// Now due at its lease expiry, after req.Now since the lease is
 		// positive: this call will not meet it again.
 		s.schedule(dr)
@@ -64,16 +64,6 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		out[i] = dr.d.Clone()
 	}
 	return out, nil
-}
-
-// lease hands d out under req: Processing, a fresh lease, one claim more.
-func lease(d *convoy.Delivery, req convoy.ClaimRequest) {
-	d.Status = convoy.DeliveryProcessing
-	d.LeaseOwner = req.Owner
-	d.LeaseID = convoy.NewID()
-	d.LeaseExpiresAt = req.Now.Add(req.Lease)
-	d.Claims++
-	d.UpdatedAt = req.Now
 }
 
 // holds returns the delivery when leaseID is its current lease.

@@ -396,12 +396,7 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 				}
 			}
 			ld := d.Clone()
-			ld.Status = convoy.DeliveryProcessing
-			ld.LeaseOwner = req.Owner
-			ld.LeaseID = convoy.NewID()
-			ld.LeaseExpiresAt = req.Now.Add(req.Lease)
-			ld.Claims++
-			ld.UpdatedAt = req.Now
+			req.Grant(ld)
 			o.ds[i] = ld
 			if taken[d.EndpointID] == nil {
 				taken[d.EndpointID] = map[string]int{}
