@@ -208,12 +208,6 @@ func newFlowState(cfg Config) *flowState {
 	return f
 }
 
-// active reports whether any flow control can apply: without a rate
-// limit seen, adaptive concurrency or a breaker, every method is a no-op.
-func (f *flowState) active() bool {
-	return f.adaptive != nil || f.breaker != nil || len(f.eps) > 0
-}
-
 // entry returns the endpoint's state, creating it when a control
 // applies; nil when none does. f.mu is held.
 func (f *flowState) entry(id string, create bool) *endpointFlow {

@@ -39,13 +39,12 @@ const (
 
 // fairResult is one row of the fairness table.
 type fairResult struct {
-	name           string
-	healthyPerSec  float64
-	healthyP99     time.Duration
-	slowDelivered  int64
-	slowAttempts   int64
-	slow503        int64
-	healthyPending int64
+	name          string
+	healthyPerSec float64
+	healthyP99    time.Duration
+	slowDelivered int64
+	slowAttempts  int64
+	slow503       int64
 }
 
 // fairReceiver serves the 50 endpoints: /h/N healthy, /slow the slow one.
@@ -198,7 +197,7 @@ func fairRun(ctx context.Context, name string, set func(*convoy.Config), perSec 
 	healthySent := 0
 	tick := time.Second / time.Duration(perSec)
 	for i := 0; time.Since(start) < dur; i++ {
-		if wait := start.Add(time.Duration(i) * tick).Sub(time.Now()); wait > 0 {
+		if wait := time.Until(start.Add(time.Duration(i) * tick)); wait > 0 {
 			time.Sleep(wait)
 		}
 		data := `{"sent":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`
