@@ -10,7 +10,7 @@
 //
 // # Running
 //
-//	go test ./internal/sim                           # 2,000 seeds (300 with -short, 500 with -race)
+//	go test ./internal/sim                           # 2,000 seeds (300 with -short, 150 with -race)
 //	go test ./internal/sim -run 'TestSim$' -seeds=20000 -first=5000
 //	go test ./internal/sim -seed=1234                # replay one seed (-v: print its whole trace)
 //	go test ./internal/sim -seed=1234 -keep=3,7,9    # replay its shrunk scenario

@@ -19,7 +19,7 @@ import (
 var (
 	flagSeed    = flag.Uint64("seed", 0, "replay this seed alone and print its trace")
 	flagKeep    = flag.String("keep", "", "with -seed: run only these steps (a shrunk scenario, as a failure prints it)")
-	flagSeeds   = flag.Int("seeds", 0, "how many seeds TestSim covers (0: 2000; 300 under -short; 500 under -race)")
+	flagSeeds   = flag.Int("seeds", 0, "how many seeds TestSim covers (0: 2000; 300 under -short; 150 under -race)")
 	flagFirst   = flag.Uint64("first", 1, "the first seed TestSim covers")
 	flagSoak    = flag.Duration("soak", 0, "TestSoak: run fresh seeds for this long")
 	flagBackend = flag.String("backend", "", "run every seed on this store: memory or bolt (default: a quarter of the seeds on bolt)")
@@ -42,7 +42,7 @@ func seedCount() int {
 	case *flagSeeds > 0:
 		return *flagSeeds
 	case raceEnabled:
-		return 500
+		return 150
 	case testing.Short():
 		return 300
 	}
