@@ -695,6 +695,7 @@ func (c *crashable) Record(ctx context.Context, t convoy.Transition) (convoy.Rec
 	}
 	return c.Store.Record(ctx, t)
 }
+
 // InsertEventClaim keeps the wrapped store's fast path (Send leasing to
 // idle workers), so a crash also strands deliveries leased that way.
 func (c *crashable) InsertEventClaim(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
