@@ -27,9 +27,10 @@ import (
 // AttemptStart, then AttemptEnd with the context AttemptStart returned,
 // for every HTTP try of a delivery. Recorded follows once the store has
 // recorded the end of a claim (an attempt's outcome, or a delivery
-// Discarded or abandoned without one); a record that never lands (the
-// lease was lost to another process) is not reported, so counting
-// Recorded counts each stored outcome once, across processes.
+// Discarded or abandoned without one), and for the deliveries a Send
+// stored Discarded; a record that never lands (the lease was lost to
+// another process) is not reported, so counting Recorded counts each
+// stored outcome once, across processes.
 //
 // Queue figures (deliveries due, the oldest due age, endpoints by status)
 // are not pushed through Observer: read them when they are collected,
@@ -64,9 +65,11 @@ type Observer interface {
 	// outcome is stored.
 	AttemptEnd(ctx context.Context, a AttemptInfo)
 
-	// Recorded is called once the store has recorded the end of a claim:
-	// the delivery's new status after an attempt, or a delivery Discarded
-	// (its endpoint is inactive) or abandoned without one.
+	// Recorded is called once the store has recorded a delivery's new
+	// status: at the end of a claim, after an attempt, or for a delivery
+	// Discarded (its endpoint is inactive) or abandoned without one; and
+	// by Send, for each delivery it stored Discarded at once. Counting
+	// the final statuses it reports counts every delivery that ended.
 	Recorded(ctx context.Context, r RecordInfo)
 }
 
@@ -126,8 +129,8 @@ type SendInfo struct {
 	// included; for a Duplicate, those of the first event.
 	Deliveries int
 	// Discarded is how many of them were stored Discarded because their
-	// endpoint is inactive: they are final at once, and no attempt or
-	// Recorded call follows for them.
+	// endpoint is inactive: they are final at once, no attempt follows,
+	// and each is reported by a Recorded call (before SendEnd).
 	Discarded int
 	// Duplicate reports that the idempotency key was used already:
 	// nothing was stored.
@@ -289,7 +292,23 @@ func (o *observer) sendEnd(ctx context.Context, s SendInfo, res *SendResult, err
 			}
 		}
 	}
+	if s.Discarded > 0 && !s.Duplicate {
+		for _, dl := range res.Deliveries {
+			if dl.Status == DeliveryDiscarded {
+				o.recordedAtSend(ctx, dl)
+			}
+		}
+	}
 	o.o.SendEnd(ctx, s)
+}
+
+// recordedAtSend reports a delivery that Send stored Discarded.
+func (o *observer) recordedAtSend(ctx context.Context, dl *Delivery) {
+	defer o.recovered("Recorded")
+	o.o.Recorded(ctx, RecordInfo{
+		DeliveryID: dl.ID, EventID: dl.EventID, AppID: dl.AppID, EndpointID: dl.EndpointID,
+		Status: DeliveryDiscarded, EndpointBefore: EndpointInactive, EndpointAfter: EndpointInactive,
+	})
 }
 
 func attemptInfo(dl *Delivery, ev *Event) AttemptInfo {

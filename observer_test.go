@@ -222,12 +222,19 @@ func TestObserverSeesSendsAttemptsAndRecords(t *testing.T) {
 	v, _ := transportCtx.Load(okDL.ID)
 	require.Equal(t, "attempt "+okDL.ID, v)
 
-	// Records: what the store holds, in order; none for the delivery
-	// Discarded at Send.
+	// Records: what the store holds, in order, the delivery Discarded at
+	// Send included (once: not again for the repeat).
 	require.Equal(t, []convoy.DeliveryStatus{convoy.DeliverySuccess}, obs.recordsOf(okDL.ID))
 	require.Equal(t, []convoy.DeliveryStatus{convoy.DeliveryRetry, convoy.DeliveryFailure}, obs.recordsOf(failDL.ID))
-	require.Empty(t, obs.recordsOf(deadDL.ID))
+	require.Equal(t, []convoy.DeliveryStatus{convoy.DeliveryDiscarded}, obs.recordsOf(deadDL.ID))
+	require.Len(t, got.records, 4)
 	for _, r := range got.records {
+		if r.DeliveryID == deadDL.ID {
+			require.Equal(t, convoy.RecordInfo{DeliveryID: deadDL.ID, EventID: okRes.Event.ID, AppID: b.app.ID,
+				EndpointID: dead.ID, Status: convoy.DeliveryDiscarded,
+				EndpointBefore: convoy.EndpointInactive, EndpointAfter: convoy.EndpointInactive}, r)
+			continue
+		}
 		require.True(t, r.Attempted)
 		require.False(t, r.Abandoned)
 		if r.DeliveryID == failDL.ID {
