@@ -274,18 +274,20 @@ func parseTraceParent(tp string) trace.SpanContext {
 
 // SendEnd ends the Send's span and counts the event stored.
 func (t *Telemetry) SendEnd(ctx context.Context, s convoy.SendInfo) {
+	if s.Err == nil && !s.Duplicate {
+		t.sent.Add(ctx, 1)
+	}
 	span := trace.SpanFromContext(ctx)
-	if s.Err != nil {
-		span.RecordError(s.Err)
-		span.SetStatus(codes.Error, s.Err.Error())
-	} else {
-		if s.AppID != "" {
-			span.SetAttributes(AttrAppID.String(s.AppID))
-		}
-		span.SetAttributes(AttrEventID.String(s.EventID), AttrDeliveries.Int(s.Deliveries),
-			AttrDiscarded.Int(s.Discarded), AttrDuplicate.Bool(s.Duplicate))
-		if !s.Duplicate {
-			t.sent.Add(ctx, 1)
+	if span.IsRecording() {
+		if s.Err != nil {
+			span.RecordError(s.Err)
+			span.SetStatus(codes.Error, s.Err.Error())
+		} else {
+			if s.AppID != "" {
+				span.SetAttributes(AttrAppID.String(s.AppID))
+			}
+			span.SetAttributes(AttrEventID.String(s.EventID), AttrDeliveries.Int(s.Deliveries),
+				AttrDiscarded.Int(s.Discarded), AttrDuplicate.Bool(s.Duplicate))
 		}
 	}
 	span.End()
@@ -321,20 +323,26 @@ func (t *Telemetry) AttemptStart(ctx context.Context, a convoy.AttemptInfo) cont
 func (t *Telemetry) AttemptEnd(ctx context.Context, a convoy.AttemptInfo) {
 	span := trace.SpanFromContext(ctx)
 	defer span.End()
-	if a.StatusCode > 0 {
-		span.SetAttributes(attrHTTPStatus.Int(a.StatusCode))
+	if span.IsRecording() {
+		if a.StatusCode > 0 {
+			span.SetAttributes(attrHTTPStatus.Int(a.StatusCode))
+		}
+		span.SetAttributes(AttrSuccess.Bool(a.Success))
+		switch {
+		case a.Canceled:
+			span.SetStatus(codes.Error, "canceled by Close; the delivery goes back to the queue")
+		case !a.Success:
+			span.SetStatus(codes.Error, a.Error)
+		}
+		if !a.Canceled {
+			span.SetAttributes(AttrNextStatus.String(strings.ToLower(string(a.Next))))
+		}
+		if a.Next == convoy.DeliveryRetry {
+			span.SetAttributes(AttrNextAttemptAt.String(a.NextAttemptAt.UTC().Format(time.RFC3339Nano)))
+		}
 	}
-	span.SetAttributes(AttrSuccess.Bool(a.Success))
-	switch {
-	case a.Canceled:
-		span.SetStatus(codes.Error, "canceled by Close; the delivery goes back to the queue")
+	if a.Canceled {
 		return // not an attempt that counts: it is made again
-	case !a.Success:
-		span.SetStatus(codes.Error, a.Error)
-	}
-	span.SetAttributes(AttrNextStatus.String(strings.ToLower(string(a.Next))))
-	if a.Next == convoy.DeliveryRetry {
-		span.SetAttributes(AttrNextAttemptAt.String(a.NextAttemptAt.UTC().Format(time.RFC3339Nano)))
 	}
 
 	class, ok := statusClass(a.StatusCode), 0

@@ -553,3 +553,24 @@ func TestAttemptElsewhereLinksToSend(t *testing.T) {
 	require.True(t, links[0].SpanContext.IsRemote())
 	require.Empty(t, sender.spansNamed("convoy.attempt"))
 }
+
+// TestCanceledAttempt: an attempt cut short by Close ends its span with
+// an error and is not counted: it is made again later.
+func TestCanceledAttempt(t *testing.T) {
+	e := newEnv(t, otelconvoy.Options{}, nil, true, nil)
+	e.newApp(t)
+	rc := testutil.NewReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	e.endpoint(t, rc.URL)
+	e.send(t, context.Background(), "x", "")
+	<-rc.Requests
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, e.d.Close(ctx), context.DeadlineExceeded)
+
+	attempts := e.spansNamed("convoy.attempt")
+	require.Len(t, attempts, 1)
+	require.Equal(t, codes.Error, attempts[0].Status().Code)
+	require.Contains(t, attempts[0].Status().Description, "canceled")
+	_, found := findMetric(e.collect(t), otelconvoy.ScopeName, "convoy.attempt.duration")
+	require.False(t, found, "not counted")
+}
