@@ -11,15 +11,34 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/convoykit/convoy"
 	"github.com/convoykit/convoy/otelconvoy"
 	"github.com/convoykit/convoy/store/memory"
 )
+
+// instrument makes the dispatcher of cfg report to OpenTelemetry, as a
+// service would.
+func instrument(cfg convoy.Config, mp metric.MeterProvider, tp trace.TracerProvider) (*convoy.Dispatcher, error) {
+	tel, err := otelconvoy.New(otelconvoy.Options{MeterProvider: mp, TracerProvider: tp})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Observer = tel                    // metrics and spans of every Send and attempt
+	cfg.WrapTransport = tel.WrapTransport // a client span per request; the SSRF guard stays underneath
+	d, err := convoy.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tel.SetDispatcher(d) // the queue gauges read d.Stats at each collection
+	return d, nil
+}
 
 // Wire a Telemetry into a Dispatcher: as its Observer, around its
 // transport, and as the source of the queue gauges. Here the providers
@@ -33,25 +52,17 @@ func ExampleNew() {
 	defer mp.Shutdown(ctx)
 	defer tp.Shutdown(ctx)
 
-	tel, err := otelconvoy.New(otelconvoy.Options{MeterProvider: mp, TracerProvider: tp})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	st := memory.New()
 	defer st.Close()
-	d, err := convoy.New(convoy.Config{
+	d, err := instrument(convoy.Config{
 		Store:         st,
-		Observer:      tel,
-		WrapTransport: tel.WrapTransport,
 		AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, // the local receiver
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}, mp, tp)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	tel.SetDispatcher(d)
 	_ = d.Start(ctx)
 	defer d.Close(ctx)
 

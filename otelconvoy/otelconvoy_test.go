@@ -132,7 +132,7 @@ func (e *env) collect(t *testing.T) metricdata.ResourceMetrics {
 }
 
 // metric returns the named metric of the scope, or fails.
-func metric(t *testing.T, rm metricdata.ResourceMetrics, scope, name string) metricdata.Metrics {
+func mustMetric(t *testing.T, rm metricdata.ResourceMetrics, scope, name string) metricdata.Metrics {
 	t.Helper()
 	m, ok := findMetric(rm, scope, name)
 	require.True(t, ok, "no metric %s in scope %s", name, scope)
@@ -206,18 +206,25 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 	require.NoError(t, err)
 
 	ctx := context.Background()
-	e.send(t, ctx, "ok", "k1")
+	okRes := e.send(t, ctx, "ok", "k1")
 	flakyRes := e.send(t, ctx, "flaky", "")
-	e.send(t, ctx, "gone", "")
+	goneRes := e.send(t, ctx, "gone", "")
 	require.True(t, e.send(t, ctx, "ok", "k1").Duplicate)
+	// Every first attempt over before the clock moves past their leases.
 	e.waitStatus(t, flakyRes.Deliveries[0].ID, convoy.DeliveryRetry)
+	e.waitStatus(t, goneRes.Deliveries[0].ID, convoy.DeliveryFailure)
+	for _, dl := range okRes.Deliveries {
+		if dl.Status != convoy.DeliveryDiscarded {
+			e.waitStatus(t, dl.ID, convoy.DeliverySuccess)
+		}
+	}
 	e.clock.Advance(time.Minute)
 	require.Eventually(t, func() bool { return e.deliveriesEnded(t) == 4 }, 10*time.Second, 5*time.Millisecond)
 
 	rm := e.collect(t)
 	scope := otelconvoy.ScopeName
 
-	dur := metric(t, rm, scope, "convoy.attempt.duration")
+	dur := mustMetric(t, rm, scope, "convoy.attempt.duration")
 	require.Equal(t, "s", dur.Unit)
 	hist, isHist := dur.Data.(metricdata.Histogram[float64])
 	require.True(t, isHist)
@@ -236,25 +243,25 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 		set(otelconvoy.AttrStatusClass.String("4xx"), otelconvoy.AttrSuccess.Bool(false)): 1,
 	}, byClass)
 
-	deliveries := metric(t, rm, scope, "convoy.deliveries")
+	deliveries := mustMetric(t, rm, scope, "convoy.deliveries")
 	require.Equal(t, "{delivery}", deliveries.Unit)
 	require.True(t, deliveries.Data.(metricdata.Sum[int64]).IsMonotonic)
 	require.Equal(t, map[attribute.Distinct]int64{
 		set(status("success")): 2, set(status("failure")): 1, set(status("discarded")): 1,
 	}, counts(t, deliveries))
 
-	retries := metric(t, rm, scope, "convoy.retries")
+	retries := mustMetric(t, rm, scope, "convoy.retries")
 	require.Equal(t, "{retry}", retries.Unit)
 	require.Equal(t, map[attribute.Distinct]int64{set(): 1}, counts(t, retries))
 
-	sent := metric(t, rm, scope, "convoy.events.sent")
+	sent := mustMetric(t, rm, scope, "convoy.events.sent")
 	require.Equal(t, "{event}", sent.Unit)
 	require.Equal(t, map[attribute.Distinct]int64{set(): 3}, counts(t, sent), "the repeat is not counted")
 
 	// The gauges, from Stats: everything delivered, two endpoints dead
 	// (the 410 one and the one set inactive).
 	gauge := func(name, unit string) map[attribute.Distinct]int64 {
-		m := metric(t, rm, scope, name)
+		m := mustMetric(t, rm, scope, name)
 		require.Equal(t, unit, m.Unit, name)
 		g, isGauge := m.Data.(metricdata.Gauge[int64])
 		require.True(t, isGauge, "%s is a %T", name, m.Data)
@@ -273,13 +280,13 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 	require.Equal(t, map[attribute.Distinct]int64{
 		set(status("scheduled")): 0, set(status("processing")): 0, set(status("retry")): 0,
 	}, gauge("convoy.queue.deliveries", "{delivery}"))
-	age := metric(t, rm, scope, "convoy.oldest_due_age")
+	age := mustMetric(t, rm, scope, "convoy.oldest_due_age")
 	require.Equal(t, "s", age.Unit)
 	metricdatatest.AssertAggregationsEqual(t, metricdata.Gauge[float64]{DataPoints: []metricdata.DataPoint[float64]{{Value: 0}}},
 		age.Data, metricdatatest.IgnoreTimestamp())
 
 	// otelhttp's client metrics, from WrapTransport.
-	httpDur := metric(t, rm, "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "http.client.request.duration")
+	httpDur := mustMetric(t, rm, "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "http.client.request.duration")
 	require.Equal(t, "s", httpDur.Unit)
 }
 
@@ -311,10 +318,10 @@ func TestGaugesReportTheQueue(t *testing.T) {
 	e.tel.SetDispatcher(e.d)
 	rm = e.collect(t)
 	metricdatatest.AssertAggregationsEqual(t, metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{{Value: 3}}},
-		metric(t, rm, otelconvoy.ScopeName, "convoy.queue.due").Data, metricdatatest.IgnoreTimestamp())
+		mustMetric(t, rm, otelconvoy.ScopeName, "convoy.queue.due").Data, metricdatatest.IgnoreTimestamp())
 	metricdatatest.AssertAggregationsEqual(t, metricdata.Gauge[float64]{DataPoints: []metricdata.DataPoint[float64]{{Value: 30}}},
-		metric(t, rm, otelconvoy.ScopeName, "convoy.oldest_due_age").Data, metricdatatest.IgnoreTimestamp())
-	queued := metric(t, rm, otelconvoy.ScopeName, "convoy.queue.deliveries").Data.(metricdata.Gauge[int64])
+		mustMetric(t, rm, otelconvoy.ScopeName, "convoy.oldest_due_age").Data, metricdatatest.IgnoreTimestamp())
+	queued := mustMetric(t, rm, otelconvoy.ScopeName, "convoy.queue.deliveries").Data.(metricdata.Gauge[int64])
 	for _, p := range queued.DataPoints {
 		v, _ := p.Attributes.Value(otelconvoy.AttrDeliveryStatus)
 		want := map[string]int64{"scheduled": 3, "processing": 0, "retry": 0}[v.AsString()]
@@ -345,7 +352,7 @@ func TestEndpointAttributeOptIn(t *testing.T) {
 
 	rm := e.collect(t)
 	id := otelconvoy.AttrEndpointID.String(ep.ID)
-	hist := metric(t, rm, otelconvoy.ScopeName, "convoy.attempt.duration").Data.(metricdata.Histogram[float64])
+	hist := mustMetric(t, rm, otelconvoy.ScopeName, "convoy.attempt.duration").Data.(metricdata.Histogram[float64])
 	require.Len(t, hist.DataPoints, 2)
 	for _, p := range hist.DataPoints {
 		v, has := p.Attributes.Value(otelconvoy.AttrEndpointID)
@@ -353,9 +360,9 @@ func TestEndpointAttributeOptIn(t *testing.T) {
 		require.Equal(t, ep.ID, v.AsString())
 	}
 	require.Equal(t, map[attribute.Distinct]int64{set(status("success"), id): 1},
-		counts(t, metric(t, rm, otelconvoy.ScopeName, "convoy.deliveries")))
+		counts(t, mustMetric(t, rm, otelconvoy.ScopeName, "convoy.deliveries")))
 	require.Equal(t, map[attribute.Distinct]int64{set(id): 1},
-		counts(t, metric(t, rm, otelconvoy.ScopeName, "convoy.retries")))
+		counts(t, mustMetric(t, rm, otelconvoy.ScopeName, "convoy.retries")))
 }
 
 // spansNamed returns the ended spans with the name.

@@ -164,11 +164,18 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 	_, err := e.d.SetEndpointStatus(context.Background(), dead.ID, convoy.EndpointInactive)
 	require.NoError(t, err)
 
-	e.send(t, "ok", "k1")
+	okRes := e.send(t, "ok", "k1")
 	flakyRes := e.send(t, "flaky", "")
-	e.send(t, "gone", "")
+	goneRes := e.send(t, "gone", "")
 	require.True(t, e.send(t, "ok", "k1").Duplicate)
+	// Every first attempt over before the clock moves past their leases.
 	e.waitStatus(t, flakyRes.Deliveries[0].ID, convoy.DeliveryRetry)
+	e.waitStatus(t, goneRes.Deliveries[0].ID, convoy.DeliveryFailure)
+	for _, dl := range okRes.Deliveries {
+		if dl.Status != convoy.DeliveryDiscarded {
+			e.waitStatus(t, dl.ID, convoy.DeliverySuccess)
+		}
+	}
 	e.clock.Advance(time.Minute)
 	require.Eventually(t, func() bool { return e.ended(t) == 4 }, 10*time.Second, 5*time.Millisecond)
 

@@ -65,20 +65,24 @@ func run(ctx context.Context, out io.Writer, o options) error {
 
 	store := memory.New()
 	defer store.Close()
-	metrics := promconvoy.New(promconvoy.Options{})
-	d, err := convoy.New(convoy.Config{
+	cfg := convoy.Config{
 		Store:         store,
-		Observer:      metrics, // counts every Send and attempt as it happens
 		Retry:         convoy.LinearRetry(time.Second, 3),
 		AllowNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, // the local receivers
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+
+	metrics := promconvoy.New(promconvoy.Options{})
+	cfg.Observer = metrics // counts every Send and attempt as it happens
+	d, err := convoy.New(cfg)
 	if err != nil {
 		return err
 	}
 	metrics.SetDispatcher(d) // the queue gauges read d.Stats at each scrape
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics, collectors.NewGoCollector())
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	if err := d.Start(ctx); err != nil {
 		return err
@@ -94,8 +98,6 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		}
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
