@@ -106,8 +106,8 @@ const (
 )
 
 // SendInfo describes a call of Send, SendTx or SendToEndpoint to an
-// Observer. SendStart gets the fields above Err's comment block; SendEnd
-// gets them all.
+// Observer. SendStart gets Op, AppID, EndpointID and EventType; SendEnd
+// gets them and the outcome.
 type SendInfo struct {
 	// Op names the call: OpSend, OpSendTx or OpSendToEndpoint.
 	Op string
@@ -130,7 +130,8 @@ type SendInfo struct {
 	Deliveries int
 	// Discarded is how many of them were stored Discarded because their
 	// endpoint is inactive: they are final at once, no attempt follows,
-	// and each is reported by a Recorded call (before SendEnd).
+	// and each is reported by a Recorded call (before SendEnd). For a
+	// Duplicate, the first event's, and no Recorded call.
 	Discarded int
 	// Duplicate reports that the idempotency key was used already:
 	// nothing was stored.
@@ -138,8 +139,8 @@ type SendInfo struct {
 }
 
 // AttemptInfo describes one HTTP try of a delivery to an Observer.
-// AttemptStart gets the fields above StatusCode's comment; AttemptEnd gets
-// them all.
+// AttemptStart gets the delivery's IDs, EventType, Number and
+// TraceParent; AttemptEnd gets them and the outcome.
 type AttemptInfo struct {
 	// DeliveryID, EventID, AppID and EndpointID name the delivery and
 	// what it belongs to; EventType is its event's type.
