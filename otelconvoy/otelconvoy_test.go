@@ -220,6 +220,13 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 	}
 	e.clock.Advance(time.Minute)
 	require.Eventually(t, func() bool { return e.deliveriesEnded(t) == 4 }, 10*time.Second, 5*time.Millisecond)
+	// A worker counts as busy until it is back from the attempt, which
+	// may be just after the outcome is recorded.
+	require.Eventually(t, func() bool {
+		s, err := e.d.Stats(context.Background())
+		require.NoError(t, err)
+		return s.InFlight == 0
+	}, 10*time.Second, 5*time.Millisecond)
 
 	rm := e.collect(t)
 	scope := otelconvoy.ScopeName

@@ -53,7 +53,11 @@ func ExampleNew() {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-		if text := rec.Body.String(); strings.Contains(text, `convoy_deliveries_total{status="success"} 1`) {
+		// One scrape reads the metrics one after the other, while the
+		// dispatcher counts: wait for both.
+		text := rec.Body.String()
+		if strings.Contains(text, `convoy_deliveries_total{status="success"} 1`) &&
+			strings.Contains(text, `convoy_attempts_total{status_class="2xx",success="true"} 1`) {
 			for _, line := range strings.Split(text, "\n") {
 				if strings.HasPrefix(line, "convoy_deliveries_total") || strings.HasPrefix(line, "convoy_endpoints") ||
 					strings.HasPrefix(line, `convoy_attempts_total{status_class="2xx"`) {

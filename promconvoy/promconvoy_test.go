@@ -178,6 +178,13 @@ func TestMetricsAfterRealDeliveries(t *testing.T) {
 	}
 	e.clock.Advance(time.Minute)
 	require.Eventually(t, func() bool { return e.ended(t) == 4 }, 10*time.Second, 5*time.Millisecond)
+	// A worker counts as busy until it is back from the attempt, which
+	// may be just after the outcome is recorded.
+	require.Eventually(t, func() bool {
+		s, err := e.d.Stats(context.Background())
+		require.NoError(t, err)
+		return s.InFlight == 0
+	}, 10*time.Second, 5*time.Millisecond)
 
 	require.NoError(t, testutil.CollectAndCompare(e.c, strings.NewReader(attemptsText(map[string]int{
 		"2xx,true": 2, "5xx,false": 1, "4xx,false": 1,
