@@ -131,6 +131,16 @@
 // other endpoints are not slowed. [Dispatcher.EndpointFlow] and
 // Stats.Flow show what each endpoint is allowed.
 //
+// # Telemetry
+//
+// Config.Observer is told of every Send, attempt and recorded outcome,
+// inline and without loss ([Observer]); the otelconvoy and promconvoy
+// modules turn that into OpenTelemetry metrics and traces and into
+// Prometheus metrics. The trace context of a Send is stored with its
+// event ([Event].TraceParent), so attempts made later, by any process, are
+// linked to it. Config.WrapTransport instruments the HTTP client around
+// the SSRF guard, which stays underneath.
+//
 // # Signing
 //
 // Every request is signed with the live secrets of its endpoint (or app):
@@ -289,6 +299,20 @@ type Config struct {
 	// queue of its own that never drops an event, so a flood of attempt
 	// events cannot crowd a status change out.
 	OnEndpointStatus func(EndpointStatusEvent)
+
+	// Observer, when set, is told of every Send and every attempt, inline
+	// and without loss, for metrics and traces (see Observer; the
+	// otelconvoy and promconvoy modules implement it). Its methods must
+	// be quick: they run on the goroutines doing the work. Default none.
+	Observer Observer
+	// WrapTransport, when set, wraps the transport every request goes
+	// through: the SSRF-guarded transport (or HTTPClient's Transport,
+	// http.DefaultTransport when that is nil), which stays in place
+	// underneath, so what it returns cannot reach an address the guard
+	// refuses. This is the place to instrument the HTTP client, e.g. with
+	// otelhttp.NewTransport (otelconvoy's WrapTransport does). Headers the
+	// wrapper adds are sent but not stored in the Attempt. Default none.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Resolver looks up the addresses of a host. *net.Resolver implements it.
@@ -442,9 +466,11 @@ type Dispatcher struct {
 	hooks    *hookRunner        // set while running
 	counts   counters
 	cache    settingsCache
-	recent   *activity     // attempts per endpoint over StatsWindow
-	flow     *flowState    // rate limits, adaptive limits, breakers
-	storeBad recordFailing // records failing: claiming paused
+	recent   *activity       // attempts per endpoint over StatsWindow
+	flow     *flowState      // rate limits, adaptive limits, breakers
+	storeBad recordFailing   // records failing: claiming paused
+	obs      *observer       // Config.Observer; nil when none
+	guarded  *http.Transport // the SSRF-guarded transport, unless HTTPClient is set
 }
 
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
@@ -470,19 +496,44 @@ func New(cfg Config) (*Dispatcher, error) {
 		inFlight: make(map[string]int),
 		ready:    make(chan job, cfg.Workers),
 	}
+	d.obs = newObserver(cfg.Observer, cfg.Logger)
 	d.recent = newActivity(cfg.StatsWindow)
 	d.flow = newFlowState(cfg)
-	d.client = d.newHTTPClient()
+	var err error
+	if d.client, err = d.newHTTPClient(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
-func (d *Dispatcher) newHTTPClient() *http.Client {
+// newHTTPClient builds the client of the attempts, with Config.WrapTransport
+// around its transport.
+func (d *Dispatcher) newHTTPClient() (*http.Client, error) {
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	wrap := func(rt http.RoundTripper) (http.RoundTripper, error) {
+		if d.cfg.WrapTransport == nil {
+			return rt, nil
+		}
+		if rt = d.cfg.WrapTransport(rt); rt == nil {
+			return nil, invalid(ErrInvalidConfig, "Config.WrapTransport", "returned nil")
+		}
+		return rt, nil
+	}
 	if c := d.cfg.HTTPClient; c != nil {
 		cc := *c
 		cc.CheckRedirect = noRedirect
 		cc.Timeout = 0 // each attempt's context carries Timeout
-		return &cc
+		if d.cfg.WrapTransport != nil {
+			base := cc.Transport
+			if base == nil {
+				base = http.DefaultTransport
+			}
+			var err error
+			if cc.Transport, err = wrap(base); err != nil {
+				return nil, err
+			}
+		}
+		return &cc, nil
 	}
 	tr := ssrf.NewTransport(ssrf.TransportOptions{
 		Guard:                 d.guard,
@@ -490,9 +541,16 @@ func (d *Dispatcher) newHTTPClient() *http.Client {
 		ResponseHeaderTimeout: d.cfg.Timeout,
 		MaxIdleConnsPerHost:   d.cfg.PerEndpoint,
 	})
+	// Close closes its idle connections whether or not a wrapper passes
+	// CloseIdleConnections on.
+	d.guarded = tr
+	rt, err := wrap(tr)
+	if err != nil {
+		return nil, err
+	}
 	// No Client.Timeout: each attempt's context carries Timeout, from dial
 	// to the last byte of the body.
-	return &http.Client{Transport: tr, CheckRedirect: noRedirect}
+	return &http.Client{Transport: rt, CheckRedirect: noRedirect}, nil
 }
 
 // Start begins delivering: it checks that the store answers, then starts
@@ -562,6 +620,9 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.abort()
 	d.client.CloseIdleConnections()
+	if d.guarded != nil {
+		d.guarded.CloseIdleConnections()
+	}
 	d.log.LogAttrs(context.Background(), slog.LevelInfo, "convoy: dispatcher closed", slog.String("owner", d.owner))
 	return err
 }

@@ -315,8 +315,10 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
 		d.releaseLease(dl)
 		return
 	default:
-		a, out := d.attempt(ctx, dl, ep, app, ev)
+		actx := d.obs.attemptStart(ctx, dl, ev)
+		a, out := d.attempt(actx, dl, ep, app, ev)
 		if out.shutdown {
+			d.obs.attemptEnd(actx, dl, ev, a, nil)
 			d.releaseLease(dl)
 			return
 		}
@@ -329,6 +331,7 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
 		now = d.clock.Now()
 		t.Now, t.Attempt = now, a
 		d.decide(&t, dl, ep, out, now)
+		d.obs.attemptEnd(actx, dl, ev, a, &t)
 		d.recent.add(dl.EndpointID, now, !a.Success())
 		if before, after := d.flow.result(dl.EndpointID, a, out.overload, now); before != after {
 			d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: endpoint circuit "+string(after),
@@ -573,6 +576,7 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 	if abandoned {
 		d.counts.abandoned.Add(1)
 	}
+	d.obs.recorded(ctx, dl, t, res, abandoned)
 	hooks.attempt(AttemptEvent{Delivery: next, Attempt: t.Attempt, Abandoned: abandoned})
 	if res.EndpointBefore != res.EndpointAfter {
 		d.cache.forgetEndpoint(ep.ID)

@@ -29,6 +29,14 @@ type Event struct {
 	IdempotencyKey string
 	// CreatedAt is set by Send.
 	CreatedAt time.Time
+	// TraceParent is the trace context of the Send that stored the event,
+	// as a W3C traceparent header value ("00-<trace-id>-<span-id>-01"),
+	// stored with it so that every attempt, made later and perhaps by
+	// another process, can be linked to that Send. Send sets it from
+	// Config.Observer (Observer.TraceParent); the value passed in is kept
+	// when there is no Observer or it gives none. Empty for no trace
+	// context; at most MaxTraceParentLen bytes of printable ASCII.
+	TraceParent string
 }
 
 const (
@@ -74,6 +82,12 @@ func (ev *Event) Validate(maxPayload int) error {
 	}
 	if !validHeaderValue(ev.IdempotencyKey) {
 		return invalid(ErrInvalid, "event.IdempotencyKey", "control characters")
+	}
+	if len(ev.TraceParent) > MaxTraceParentLen {
+		return invalid(ErrTooLong, "event.TraceParent", "")
+	}
+	if !validTraceParent(ev.TraceParent) {
+		return invalid(ErrInvalid, "event.TraceParent", "not printable ASCII")
 	}
 	if maxPayload > 0 && len(ev.Data) > maxPayload {
 		return invalid(ErrPayloadTooLarge, "event.Data", "")
@@ -124,8 +138,9 @@ type SendResult struct {
 // claims them once their lease (Config.Lease) ends, as for a crash in the
 // middle of an attempt.
 //
-// Only ev.Type, ev.Data and ev.IdempotencyKey are read; ID, AppID and
-// CreatedAt are set here. Deliveries to inactive endpoints are stored as
+// Only ev.Type, ev.Data, ev.IdempotencyKey and ev.TraceParent are read;
+// ID, AppID and CreatedAt are set here, and TraceParent too when
+// Config.Observer gives one. Deliveries to inactive endpoints are stored as
 // Discarded at once, ready to be re-sent; an endpoint removed while Send
 // runs gets no delivery, and the others are not affected. When
 // ev.IdempotencyKey was already used for this app, Send stores nothing and
@@ -140,6 +155,15 @@ type SendResult struct {
 // was not stored: the commit may have landed. Callers that retry a failed
 // Send should set an IdempotencyKey, so the retry cannot send twice.
 func (d *Dispatcher) Send(ctx context.Context, appID string, ev Event) (*SendResult, error) {
+	info := SendInfo{Op: OpSend, AppID: appID, EventType: ev.Type}
+	ctx, ev.TraceParent = d.obs.sendStart(ctx, info, ev.TraceParent)
+	res, err := d.send(ctx, appID, ev)
+	d.obs.sendEnd(ctx, info, res, err)
+	return res, err
+}
+
+// send is Send without the Observer.
+func (d *Dispatcher) send(ctx context.Context, appID string, ev Event) (*SendResult, error) {
 	e, deliveries, eps, err := d.prepare(ctx, appID, ev)
 	if err != nil {
 		return nil, err
@@ -290,8 +314,19 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 //	// ... then tx.Commit(ctx): the webhook goes out only if this commits.
 //
 // Endpoints are read outside tx, so an endpoint created in the same
-// uncommitted transaction gets no delivery.
+// uncommitted transaction gets no delivery. Config.Observer is told of the
+// event once it is written in tx (SendInfo.Op OpSendTx): it cannot know
+// whether tx commits.
 func SendTx[Tx any](ctx context.Context, d *Dispatcher, tx Tx, appID string, ev Event) (*SendResult, error) {
+	info := SendInfo{Op: OpSendTx, AppID: appID, EventType: ev.Type}
+	ctx, ev.TraceParent = d.obs.sendStart(ctx, info, ev.TraceParent)
+	res, err := sendTx(ctx, d, tx, appID, ev)
+	d.obs.sendEnd(ctx, info, res, err)
+	return res, err
+}
+
+// sendTx is SendTx without the Observer.
+func sendTx[Tx any](ctx context.Context, d *Dispatcher, tx Tx, appID string, ev Event) (*SendResult, error) {
 	ins, ok := d.store.(TxInserter[Tx])
 	if !ok {
 		return nil, fmt.Errorf("%w: the store (%T) cannot insert in a %T", ErrInvalid, d.store, tx)
@@ -315,6 +350,15 @@ func SendTx[Tx any](ctx context.Context, d *Dispatcher, tx Tx, appID string, ev 
 // as with Send; the idempotency key is the app's, as with Send. ErrNotFound
 // if the endpoint does not exist; the other errors are Send's.
 func (d *Dispatcher) SendToEndpoint(ctx context.Context, endpointID string, ev Event) (*SendResult, error) {
+	info := SendInfo{Op: OpSendToEndpoint, EndpointID: endpointID, EventType: ev.Type}
+	ctx, ev.TraceParent = d.obs.sendStart(ctx, info, ev.TraceParent)
+	res, err := d.sendToEndpoint(ctx, endpointID, ev)
+	d.obs.sendEnd(ctx, info, res, err)
+	return res, err
+}
+
+// sendToEndpoint is SendToEndpoint without the Observer.
+func (d *Dispatcher) sendToEndpoint(ctx context.Context, endpointID string, ev Event) (*SendResult, error) {
 	if d.isClosed() {
 		return nil, ErrClosed
 	}
@@ -374,7 +418,7 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 func (d *Dispatcher) newEvent(appID string, ev Event) (*Event, error) {
 	e := &Event{
 		ID: NewID(), AppID: appID, Type: ev.Type, Data: ev.Data,
-		IdempotencyKey: ev.IdempotencyKey, CreatedAt: d.clock.Now(),
+		IdempotencyKey: ev.IdempotencyKey, CreatedAt: d.clock.Now(), TraceParent: ev.TraceParent,
 	}
 	if err := e.Validate(d.cfg.MaxPayloadBytes); err != nil {
 		return nil, err

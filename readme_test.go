@@ -19,7 +19,7 @@ func TestREADMECodeCompiles(t *testing.T) {
 	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
 	require.NotEmpty(t, blocks, "README.md has Go code")
 	var sources []string
-	for _, dir := range []string{"examples/readme", "examples/quickstart", "examples/receiver", "examples/replicas", "convoyui"} {
+	for _, dir := range []string{"examples/readme", "examples/quickstart", "examples/receiver", "examples/replicas", "convoyui", "otelconvoy", "promconvoy/example"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		require.NoError(t, err)
 		for _, f := range files {

@@ -414,13 +414,19 @@ func unbinEndpoint(b []byte) (*convoy.Endpoint, error) {
 // kindAttempt), which files migrated from it still hold, are read too.
 
 func binEvent(ev *convoy.Event) []byte {
-	w := newW(kindEvent2, 64+len(ev.Data)+len(ev.Type)+len(ev.IdempotencyKey))
+	w := newW(kindEvent2, 64+len(ev.Data)+len(ev.Type)+len(ev.IdempotencyKey)+len(ev.TraceParent))
 	w.id(ev.ID)
 	w.id(ev.AppID)
 	w.str(ev.Type)
 	w.bytes(ev.Data)
 	w.str(ev.IdempotencyKey)
 	w.time(ev.CreatedAt)
+	// The trace context, added after schema 2 shipped: written only when
+	// there is one, so records without it are as before, and read as
+	// none.
+	if ev.TraceParent != "" {
+		w.str(ev.TraceParent)
+	}
 	return w.b
 }
 
@@ -442,6 +448,9 @@ func unbinEventData(b []byte, data bool) (*convoy.Event, error) {
 		r.raw()
 	}
 	ev.IdempotencyKey, ev.CreatedAt = r.str(), r.time()
+	if r.err == nil && len(r.b) > 0 {
+		ev.TraceParent = r.str()
+	}
 	return ev, r.done("event")
 }
 

@@ -141,6 +141,28 @@ func TestRecordRoundTrip(t *testing.T) {
 	require.Less(t, len(binAttempt(a)), len(binAttemptV1(a)))
 }
 
+// TestEventTraceParentTrailer: an event's trace context is a trailer of
+// its record, absent when the event has none, so records written before
+// it existed read as events without one, and those written since without
+// one are the same bytes as before.
+func TestEventTraceParentTrailer(t *testing.T) {
+	ev := storetest.NewEvent(convoy.NewID(), binNow)
+	plain := binEvent(ev)
+	traced := ev.Clone()
+	traced.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	enc := binEvent(traced)
+	require.Equal(t, plain, enc[:len(plain)], "the trailer follows the fields as they were")
+	got, err := decodeEvent(enc)
+	require.NoError(t, err)
+	require.Equal(t, traced, got)
+	meta, err := decodeEventMeta(enc)
+	require.NoError(t, err)
+	require.Equal(t, traced.TraceParent, meta.TraceParent)
+	old, err := decodeEvent(plain)
+	require.NoError(t, err)
+	require.Empty(t, old.TraceParent)
+}
+
 // TestDeliverySizeKeptWhenClaimed checks that a delivery's record has the
 // same size whether or not it is leased, so claiming and recording do not
 // split its page.

@@ -15,7 +15,7 @@ import (
 	"github.com/convoykit/convoy"
 )
 
-const eventCols = `id, app_id, type, data, idempotency_key, created_at`
+const eventCols = `id, app_id, type, data, idempotency_key, created_at, trace_parent`
 
 func scanEvent(row pgx.Row) (*convoy.Event, error) {
 	var (
@@ -23,7 +23,7 @@ func scanEvent(row pgx.Row) (*convoy.Event, error) {
 		data    []byte
 		created int64
 	)
-	if err := row.Scan(&ev.ID, &ev.AppID, &ev.Type, &data, &ev.IdempotencyKey, &created); err != nil {
+	if err := row.Scan(&ev.ID, &ev.AppID, &ev.Type, &data, &ev.IdempotencyKey, &created, &ev.TraceParent); err != nil {
 		return nil, err
 	}
 	ev.Data = data
@@ -92,7 +92,7 @@ func checkInsert(ev *convoy.Event, deliveries []*convoy.Delivery) error {
 const insertSQL = `
 WITH ev AS (
 	INSERT INTO {s}.events (` + eventCols + `)
-	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::bigint[])
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::text[], $6::bigint[], $25::text[])
 	ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
 	RETURNING id
 ), eps AS (
@@ -125,14 +125,15 @@ SELECT coalesce((SELECT array_agg(id) FROM ev), '{}'), coalesce((SELECT array_ag
 // deliveries of ops.
 func insertArgs(ops []*op, channel *string) []any {
 	var (
-		evIDs, evApps, evTypes, evKeys []string
-		evData                         [][]byte
-		evCreated                      []int64
+		evIDs, evApps, evTypes, evKeys, evTrace []string
+		evData                                  [][]byte
+		evCreated                               []int64
 	)
 	n := 0
 	for _, o := range ops {
 		evIDs, evApps, evTypes = append(evIDs, o.ev.ID), append(evApps, o.ev.AppID), append(evTypes, o.ev.Type)
 		evData, evKeys, evCreated = append(evData, o.ev.Data), append(evKeys, o.ev.IdempotencyKey), append(evCreated, sortNanos(o.ev.CreatedAt))
+		evTrace = append(evTrace, o.ev.TraceParent)
 		n += len(o.ds)
 	}
 	var (
@@ -161,7 +162,7 @@ func insertArgs(ops []*op, channel *string) []any {
 	return []any{
 		evIDs, evApps, evTypes, evData, evKeys, evCreated,
 		ids, eps, evs, apps, types, sts, att, round, claims, next, owners, leases, exp, errs, created, upd,
-		channel, due,
+		channel, due, evTrace,
 	}
 }
 

@@ -90,6 +90,7 @@ func suite() []group {
 			{"Atomic", testInsertAtomic},
 			{"InvalidInput", testInsertInvalid},
 			{"Idempotency", testIdempotency},
+			{"TraceParent", testEventTraceParent},
 		}},
 		{"ListEvents", []testCase{
 			{"NewestFirst", testListEventsNewestFirst},

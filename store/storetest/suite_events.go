@@ -196,6 +196,14 @@ func testInsertInvalid(t *testing.T, s convoy.Store) {
 			ev.IdempotencyKey = strings.Repeat("k", 257)
 			return ev, ds
 		}, convoy.ErrTooLong},
+		{"long trace parent", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.TraceParent = strings.Repeat("0", convoy.MaxTraceParentLen+1)
+			return ev, ds
+		}, convoy.ErrTooLong},
+		{"trace parent with a line break", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
+			ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nX-Injected: 1"
+			return ev, ds
+		}, convoy.ErrInvalid},
 		{"nil delivery", func(ev *convoy.Event, ds []*convoy.Delivery) (*convoy.Event, []*convoy.Delivery) {
 			return ev, append(ds, nil)
 		}, convoy.ErrInvalid},
@@ -439,4 +447,55 @@ func testListAttempts(t *testing.T, s convoy.Store) {
 		_, _, err = s.ListAttempts(e.ctx, id, convoy.Page{})
 		require.ErrorIs(t, err, convoy.ErrInvalidID, "ListAttempts(%q)", id)
 	}
+}
+
+// testEventTraceParent: an event's trace context is stored with it and
+// read back by every call that returns the event (an attempt made later,
+// by another process, links to its Send through it); an event without
+// one reads as empty, and a repeated idempotency key answers with the
+// first event's.
+func testEventTraceParent(t *testing.T, s convoy.Store) {
+	e := setup(t, s)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var want []*convoy.Event
+	if ci, ok := s.(convoy.ClaimingInserter); ok {
+		// First, while nothing else is due, so that it leases.
+		leased := NewEvent(e.app.ID, t0)
+		leased.TraceParent = tp
+		res, got := e.insertClaim(ci, convoy.ClaimRequest{Now: t0, Limit: 1}, leased, NewDelivery(leased, e.ep.ID))
+		require.Len(t, got, 1)
+		require.Equal(t, tp, res.Event.TraceParent)
+		stored, err := s.GetEvent(e.ctx, leased.ID)
+		require.NoError(t, err)
+		requireEqual(t, leased, stored)
+		want = append(want, leased)
+	}
+
+	ev := NewEvent(e.app.ID, t0.Add(time.Second))
+	ev.TraceParent = tp
+	ev.IdempotencyKey = "traced-1"
+	e.insert(ev, NewDelivery(ev, e.ep.ID))
+	plain := NewEvent(e.app.ID, t0.Add(2*time.Second))
+	e.insert(plain, NewDelivery(plain, e.ep.ID))
+	want = append([]*convoy.Event{plain, ev}, want...)
+
+	got, err := s.GetEvent(e.ctx, ev.ID)
+	require.NoError(t, err)
+	require.Equal(t, tp, got.TraceParent)
+	requireEqual(t, ev, got)
+	got, err = s.GetEvent(e.ctx, plain.ID)
+	require.NoError(t, err)
+	require.Empty(t, got.TraceParent)
+
+	listed, _, err := s.ListEvents(e.ctx, convoy.EventQuery{AppID: e.app.ID}, convoy.Page{})
+	require.NoError(t, err)
+	requireEqual(t, want, listed)
+
+	repeat := NewEvent(e.app.ID, t0.Add(3*time.Second))
+	repeat.IdempotencyKey = ev.IdempotencyKey
+	repeat.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	res, err := s.InsertEvent(e.ctx, repeat, []*convoy.Delivery{NewDelivery(repeat, e.ep.ID)})
+	require.NoError(t, err)
+	require.False(t, res.Inserted)
+	require.Equal(t, tp, res.Event.TraceParent, "the first event's")
 }
