@@ -82,6 +82,9 @@ type job struct {
 	dl *Delivery
 	ep *Endpoint
 	ev *Event
+	// blind is set when the delivery was admitted before its endpoint
+	// was known here: its rate limit, if any, is applied once it is.
+	blind bool
 }
 
 // recorder stores the results of attempts off the workers: a worker hands
@@ -177,6 +180,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			}
 			errWait = 0
 			for _, dl := range ds {
+				blind := !d.flow.known(dl.EndpointID)
 				if !d.flow.admit(dl.EndpointID, inFlight[dl.EndpointID], now) {
 					// Claimed before its endpoint's limits were known here:
 					// back to the queue, with no attempt spent.
@@ -185,7 +189,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 				}
 				inFlight[dl.EndpointID]++
 				d.acquire(dl.EndpointID)
-				jobs <- job{dl: dl}
+				jobs <- job{dl: dl, blind: blind}
 			}
 			if len(ds) == free {
 				continue // there may be more due work
@@ -296,6 +300,12 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
 
 	now := d.clock.Now()
 	d.flow.observe(ep, now)
+	if j.blind && !d.flow.admitKnown(dl.EndpointID, now) {
+		// Its endpoint has a rate limit, learnt only now, and no token
+		// left: back to the queue, with no attempt spent.
+		d.releaseLease(dl)
+		return
+	}
 	t := Transition{DeliveryID: dl.ID, LeaseID: dl.LeaseID, Now: now}
 	switch {
 	case dl.Claims > d.cfg.MaxClaims:

@@ -274,27 +274,22 @@ func (f *flowState) limit(e *endpointFlow, inFlight int, now time.Time) (n int, 
 	return n, n < f.perEndpoint
 }
 
-// Endpoints not read or attempted for flowIdle are left out of
-// ClaimRequest.Caps, so that a claim stays small however many endpoints a
-// Dispatcher has seen (a delivery of one claimed past its limit is handed
-// back by admit), and their state is dropped after flowForget unless a
-// breaker holds it open.
-const (
-	flowIdle   = time.Minute
-	flowForget = 10 * time.Minute
-)
+// The state of endpoints not read or attempted for flowForget is dropped
+// unless a breaker holds it open or attempts are in flight, so that it
+// stays small however many endpoints a Dispatcher has seen.
+const flowForget = 10 * time.Minute
 
-// caps returns ClaimRequest.Caps: the endpoints in use held below
-// PerEndpoint at now, and their limits.
+// caps returns ClaimRequest.Caps: the endpoints held below PerEndpoint at
+// now, and their limits. Every endpoint admit would refuse is in it, so
+// that a claim never leases what admit hands back at once (which the
+// scheduler would claim again, at once, in a loop).
 func (f *flowState) caps(inFlight map[string]int, now time.Time) map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var caps map[string]int
 	for id, e := range f.eps {
-		if idle := now.Sub(e.seen); idle > flowIdle && inFlight[id] == 0 {
-			if idle > flowForget && (e.breaker == nil || e.breaker.State(now) == flow.Closed) {
-				delete(f.eps, id)
-			}
+		if now.Sub(e.seen) > flowForget && inFlight[id] == 0 && (e.breaker == nil || e.breaker.State(now) == flow.Closed) {
+			delete(f.eps, id)
 			continue
 		}
 		if n, below := f.limit(e, inFlight[id], now); below {
@@ -325,6 +320,32 @@ func (f *flowState) admit(id string, inFlight int, now time.Time) bool {
 	if e.bucket != nil {
 		e.bucket.Take(1, now)
 	}
+	return true
+}
+
+// known reports whether the endpoint has flow state here: admit lets a
+// delivery of an unknown endpoint through, and admitKnown applies its
+// rate limit once the endpoint has been read.
+func (f *flowState) known(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.eps[id] != nil
+}
+
+// admitKnown spends a rate token for a delivery admitted while its
+// endpoint was unknown, now that it has been read, and reports false
+// when there is none, for the caller to release the delivery.
+func (f *flowState) admitKnown(id string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.eps[id]
+	if e == nil || e.bucket == nil {
+		return true
+	}
+	if e.bucket.Available(now) < 1 {
+		return false
+	}
+	e.bucket.Take(1, now)
 	return true
 }
 

@@ -62,17 +62,20 @@ type epRec struct {
 	health   convoy.EndpointHealth
 	// versions are the endpoint's settings over time, oldest first.
 	versions []epVersion
-	removed  bool
+	// rate is its rate limit, set at creation and never changed.
+	rate    *convoy.RateLimit
+	removed bool
 	// hooks counts the status events expected from each dispatcher and
 	// not yet seen, by "from>to".
 	hooks map[*incarnation]map[string]int
 }
 
 type epVersion struct {
-	at     time.Time
-	status convoy.EndpointStatus
-	retry  *convoy.RetryPolicy
-	types  []string
+	at      time.Time
+	status  convoy.EndpointStatus
+	retry   *convoy.RetryPolicy
+	types   []string
+	ordered bool
 }
 
 type evRec struct {
@@ -110,6 +113,8 @@ type lease struct {
 	ended string
 	// orphan: the claim landed but its caller was told it failed.
 	orphan bool
+	// fast: leased by InsertEventClaim.
+	fast bool
 	// faultsAtClaim is the incarnation's count of injected faults when
 	// the lease was handed out.
 	faultsAtClaim int
@@ -146,6 +151,9 @@ type request struct {
 	// faultsAt is its dispatcher's count of injected faults when it
 	// started.
 	faultsAt int
+	// leaseAt is when its lease was taken: its rate token was spent
+	// within [leaseAt, start].
+	leaseAt time.Time
 }
 
 func leaseState(ls *lease) string {
@@ -266,6 +274,10 @@ func (l *ledger) addEndpoint(ep *convoy.Endpoint, app int) *epRec {
 	defer l.mu.Unlock()
 	r := &epRec{id: ep.ID, name: fmt.Sprintf("ep%d", len(l.epSeq)+1), app: app, status: ep.Status,
 		hooks: make(map[*incarnation]map[string]int)}
+	if ep.RateLimit != nil {
+		rl := *ep.RateLimit
+		r.rate = &rl
+	}
 	r.versions = []epVersion{versionOf(ep, time.Now())}
 	l.eps[ep.ID] = r
 	l.epSeq = append(l.epSeq, r)
@@ -280,7 +292,7 @@ func receiverName(url string) string {
 }
 
 func versionOf(ep *convoy.Endpoint, at time.Time) epVersion {
-	v := epVersion{at: at, status: ep.Status, types: slices.Clone(ep.EventTypes)}
+	v := epVersion{at: at, status: ep.Status, types: slices.Clone(ep.EventTypes), ordered: ep.Ordered}
 	if ep.Retry != nil {
 		r := *ep.Retry
 		v.retry = &r
@@ -414,7 +426,8 @@ func (l *ledger) insert(ev *convoy.Event, res convoy.InsertResult) {
 
 // claim records a Claim that reached the store; orphan is set when its
 // caller is told it failed.
-func (l *ledger) claim(inc *incarnation, req convoy.ClaimRequest, ds []*convoy.Delivery) {
+func (l *ledger) claim(inc *incarnation, req convoy.ClaimRequest, ds []*convoy.Delivery, fast bool) {
+	taken := make(map[*epRec]int)
 	for _, d := range ds {
 		l.n.Claims++
 		r := l.dls[d.ID]
@@ -430,6 +443,7 @@ func (l *ledger) claim(inc *incarnation, req convoy.ClaimRequest, ds []*convoy.D
 		if len(r.leases) > 0 {
 			prev = r.leases[len(r.leases)-1]
 		}
+		l.checkFlowClaim(inc, req, r, fast, taken)
 		switch r.status {
 		case convoy.DeliveryScheduled, convoy.DeliveryRetry:
 			if r.nextAt.After(req.Now) {
@@ -459,7 +473,7 @@ func (l *ledger) claim(inc *incarnation, req convoy.ClaimRequest, ds []*convoy.D
 				inc.name, r.name, d.Attempts, d.RoundAttempts, d.Claims, r.attempts, r.round, r.claims+1)
 		}
 		ls := &lease{id: d.LeaseID, dl: r, inc: inc, n: len(r.leases) + 1, at: req.Now, expires: d.LeaseExpiresAt,
-			claimed: *d.Clone(), faultsAtClaim: inc.faults}
+			claimed: *d.Clone(), faultsAtClaim: inc.faults, fast: fast}
 		r.leases = append(r.leases, ls)
 		r.status, r.claims, r.dirty = convoy.DeliveryProcessing, r.claims+1, true
 		l.note(req.Now, fmt.Sprintf("%s claims %s lease %d until %s", inc.name, r.name, ls.n, l.w.stamp(ls.expires)))
@@ -862,7 +876,8 @@ func (l *ledger) requestStart(inc *incarnation, deliveryID string, number, rcv i
 		}
 	}
 	a := l.w.net.decide(rcv, r.name, number, occurrence, l.w.sc.Timeout)
-	q := &request{dl: r, inc: inc, number: number, occurrence: occurrence, receiver: rcv, start: now, a: a, faultsAt: inc.faults}
+	l.checkFlowRequest(inc, r, ls, now)
+	q := &request{dl: r, inc: inc, number: number, occurrence: occurrence, receiver: rcv, start: now, a: a, faultsAt: inc.faults, leaseAt: ls.at}
 	r.reqs = append(r.reqs, q)
 	l.note(now, fmt.Sprintf("%s sends %s#%d to r%d: %s", inc.name, r.name, number, rcv, a))
 	return q, a

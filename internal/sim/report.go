@@ -134,7 +134,19 @@ func (sc *Scenario) Literal(skip []bool) string {
 		}
 		fmt.Fprintf(&b, "{%d, %d, %d}", e.App, e.Receiver, e.Filter)
 	}
-	b.WriteString("},\n\tSteps: []Step{\n")
+	b.WriteString("},\n")
+	if len(sc.Flows) > 0 {
+		b.WriteString("\tFlows: []FlowSpec{")
+		for i, f := range sc.Flows {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "{%t, %d}", f.Ordered, f.Rate)
+		}
+		b.WriteString("},\n")
+	}
+	fmt.Fprintf(&b, "\tClaimInsert: %t, Adaptive: %t, Breaker: BreakerSpec{MinAttempts: %d, CoolDown: %s},\n", sc.ClaimInsert, sc.Adaptive, sc.Breaker.MinAttempts, durLit(sc.Breaker.CoolDown))
+	b.WriteString("\tSteps: []Step{\n")
 	for i, s := range sc.Steps {
 		if skip != nil && skip[i] {
 			continue

@@ -33,7 +33,49 @@ type Scenario struct {
 	Apps      int
 	Receivers int
 	Endpoints []EndpointSpec
-	Steps     []Step
+	// Flows are the flow controls of Endpoints, by index (missing: none).
+	Flows []FlowSpec
+	Steps []Step
+
+	// ClaimInsert lets the dispatchers see the store's
+	// convoy.ClaimingInserter, so that Send leases what it stores (the
+	// fast path); without it every delivery goes through Claim.
+	ClaimInsert bool
+	// Adaptive turns Config.Adaptive on, with its defaults.
+	Adaptive bool
+	// Breaker is Config.Breaker; zero: none.
+	Breaker BreakerSpec
+}
+
+// FlowSpec is the flow control of an endpoint created with the run:
+// Endpoint.Ordered, and Endpoint.RateLimit rateLimits[Rate-1] (0: none).
+type FlowSpec struct {
+	Ordered bool
+	Rate    int
+}
+
+// BreakerSpec is a scenario's circuit breaker: zero MinAttempts means
+// none. FailureRate is 0.5 and Window a minute.
+type BreakerSpec struct {
+	MinAttempts int
+	CoolDown    time.Duration
+}
+
+// Config returns the convoy breaker the spec stands for, nil for none.
+func (b BreakerSpec) Config() *convoy.CircuitBreaker {
+	if b.MinAttempts == 0 {
+		return nil
+	}
+	return &convoy.CircuitBreaker{FailureRate: 0.5, MinAttempts: b.MinAttempts, Window: time.Minute, CoolDown: b.CoolDown}
+}
+
+// rateLimits are the rate limits endpoints may have. They never change
+// during a run, so that the rate check has one bound per endpoint.
+var rateLimits = []convoy.RateLimit{
+	{PerSecond: 1, Burst: 1},
+	{PerSecond: 0.5, Burst: 2},
+	{PerSecond: 5, Burst: 3},
+	{PerSecond: 0.1},
 }
 
 // DeadRule is the DeadEndpoint policy of a scenario: the zero value is
@@ -106,7 +148,7 @@ const (
 	OpResendEndpoint
 	// OpUpdate changes endpoint A: B = 0 its URL to receiver C, 1 its
 	// filter to filters[C], 2 its retry policy to endpointRetries[C] (the
-	// last one removes the override).
+	// last one removes the override), 3 turns Ordered on (C odd) or off.
 	OpUpdate
 	// OpRemove removes endpoint A.
 	OpRemove
@@ -239,6 +281,23 @@ func Generate(seed uint64, backend string) *Scenario {
 			App: r.IntN(sc.Apps), Receiver: r.IntN(sc.Receivers), Filter: weighted(r, 5, 2, 1, 1),
 		})
 	}
+	// Flow controls, drawn after the rest so that they are the seed's
+	// own choice.
+	sc.ClaimInsert = r.IntN(4) != 0
+	sc.Adaptive = r.IntN(3) == 0
+	if r.IntN(3) == 0 {
+		// CoolDown longer than a Timeout and a stall together, so that an
+		// attempt started before the circuit opened is over when it
+		// half-opens.
+		sc.Breaker = BreakerSpec{MinAttempts: 2 + r.IntN(3), CoolDown: pick(r, 90*time.Second, 3*time.Minute)}
+	}
+	for range sc.Endpoints {
+		f := FlowSpec{Ordered: r.IntN(3) == 0}
+		if r.IntN(3) == 0 {
+			f.Rate = 1 + r.IntN(len(rateLimits))
+		}
+		sc.Flows = append(sc.Flows, f)
+	}
 	n := 40 + r.IntN(80)
 	for range n {
 		sc.Steps = append(sc.Steps, genStep(r, sc))
@@ -285,8 +344,10 @@ func genStep(r *rand.Rand, sc *Scenario) Step {
 		s.B = r.IntN(2)
 	case 10:
 		s.Op = OpUpdate
-		s.B = r.IntN(3)
+		s.B = r.IntN(4)
 		switch s.B {
+		case 3:
+			s.C = r.IntN(2)
 		case 0:
 			s.C = r.IntN(sc.Receivers)
 		case 1:
@@ -308,8 +369,8 @@ func genStep(r *rand.Rand, sc *Scenario) Step {
 // String describes the scenario's configuration in one line.
 func (sc *Scenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed=%d backend=%s dispatchers=%d(initial %d) workers=%d per-endpoint=%d timeout=%s lease=%s poll=%s max-retry-after=%s max-claims=%d retry=%s %s apps=%d endpoints=%d steps=%d",
-		sc.Seed, sc.Backend, sc.Dispatchers, sc.Initial, sc.Workers, sc.PerEndpoint, sc.Timeout, sc.Lease,
+	fmt.Fprintf(&b, "seed=%d claim-insert=%t adaptive=%t breaker=%+v backend=%s dispatchers=%d(initial %d) workers=%d per-endpoint=%d timeout=%s lease=%s poll=%s max-retry-after=%s max-claims=%d retry=%s %s apps=%d endpoints=%d steps=%d",
+		sc.Seed, sc.ClaimInsert, sc.Adaptive, sc.Breaker, sc.Backend, sc.Dispatchers, sc.Initial, sc.Workers, sc.PerEndpoint, sc.Timeout, sc.Lease,
 		sc.PollInterval, sc.MaxRetryAfter, sc.MaxClaims, retryString(sc.Retry), sc.Dead, sc.Apps, len(sc.Endpoints), len(sc.Steps))
 	return b.String()
 }

@@ -297,7 +297,7 @@ func (s *faultStore) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*con
 	l.mu.Lock()
 	ds, err := s.st.Claim(ctx, req)
 	if err == nil {
-		l.claim(s.inc, req, ds)
+		l.claim(s.inc, req, ds, false)
 	}
 	l.mu.Unlock()
 	if err = s.leave(ctx, "Claim", "", kind, stall, err); err != nil {
@@ -398,6 +398,44 @@ func (s *faultStore) Stats(ctx context.Context, now time.Time) (convoy.StoreStat
 		return convoy.StoreStats{}, errCrashed
 	}
 	return s.st.Stats(ctx, now)
+}
+
+// claimingStore is a faultStore that forwards the store's
+// convoy.ClaimingInserter, so that Send's fast path runs: it is what the
+// dispatchers of a scenario with ClaimInsert see.
+type claimingStore struct {
+	*faultStore
+	ci convoy.ClaimingInserter
+}
+
+var _ convoy.ClaimingInserter = (*claimingStore)(nil)
+
+// InsertEventClaim is InsertEvent and a Claim in one: it takes
+// InsertEvent's faults, and the ledger learns of the event as of an
+// InsertEvent and of the leases as of a Claim.
+func (s *claimingStore) InsertEventClaim(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	subject := s.w.led.name("send", "")
+	kind, stall, err := s.enter(ctx, "InsertEvent", subject)
+	if err != nil {
+		return convoy.InsertResult{}, err
+	}
+	l := s.w.led
+	l.mu.Lock()
+	res, err := s.ci.InsertEventClaim(ctx, ev, ds, req)
+	var leased []*convoy.Delivery
+	if err == nil {
+		leased = l.insertClaim(s.inc, ev, res, req)
+	}
+	l.mu.Unlock()
+	if err = s.leave(ctx, "InsertEvent", subject, kind, stall, err); err != nil {
+		if len(leased) > 0 {
+			l.mu.Lock()
+			l.orphaned(leased)
+			l.mu.Unlock()
+		}
+		return convoy.InsertResult{}, err
+	}
+	return res, nil
 }
 
 // Close does nothing: the run closes the store it shares.

@@ -213,8 +213,12 @@ func (w *world) setup() {
 		w.led.apps[app.ID] = fmt.Sprintf("app%d", i)
 		w.led.mu.Unlock()
 	}
-	for _, e := range w.sc.Endpoints {
-		w.addEndpoint(w.admin, e.App, e.Receiver, e.Filter)
+	for i, e := range w.sc.Endpoints {
+		var f FlowSpec
+		if i < len(w.sc.Flows) {
+			f = w.sc.Flows[i]
+		}
+		w.addEndpoint(w.admin, e.App, e.Receiver, e.Filter, f)
 	}
 	for range w.sc.Initial {
 		w.startOne()
@@ -229,16 +233,26 @@ func (w *world) newIncarnation(name string) *incarnation {
 	}
 	inc := &incarnation{n: n, name: name, dead: make(chan struct{})}
 	inc.st = &faultStore{st: w.store, w: w, inc: inc}
+	var st convoy.Store = inc.st
+	if ci, ok := w.store.(convoy.ClaimingInserter); ok && w.sc.ClaimInsert {
+		st = &claimingStore{faultStore: inc.st, ci: ci}
+	}
 	inc.tr = &transport{nw: w.net, inc: inc}
 	sc := w.sc
 	skew := time.Duration(1+hash(sc.Seed, "skew", uint64(n))%997) * time.Microsecond
+	var adaptive *convoy.AdaptiveConcurrency
+	if sc.Adaptive {
+		adaptive = &convoy.AdaptiveConcurrency{}
+	}
 	d, err := convoy.New(convoy.Config{
-		Store: inc.st, Workers: sc.Workers, PerEndpoint: sc.PerEndpoint,
+		Store: st, Workers: sc.Workers, PerEndpoint: sc.PerEndpoint,
 		HTTPClient: &http.Client{Transport: inc.tr},
 		Timeout:    sc.Timeout, Lease: sc.Lease, Retry: sc.Retry, MaxRetryAfter: sc.MaxRetryAfter,
 		DeadEndpoint: sc.Dead.Policy(), MaxClaims: sc.MaxClaims, Logger: w.log.With("dispatcher", name),
 		PollInterval: sc.PollInterval, Clock: skewClock{skew},
 		OnEndpointStatus: func(e convoy.EndpointStatusEvent) { w.led.hook(inc, e) },
+		Breaker:          sc.Breaker.Config(),
+		Adaptive:         adaptive,
 	})
 	if err != nil {
 		w.t.Fatalf("sim: new dispatcher: %v", err)
@@ -297,14 +311,19 @@ func (w *world) endpoints() []*epRec {
 	return out
 }
 
-func (w *world) addEndpoint(via *incarnation, app, rcv, filter int) string {
+func (w *world) addEndpoint(via *incarnation, app, rcv, filter int, f FlowSpec) string {
 	a := w.apps[app%len(w.apps)]
 	w.led.mu.Lock()
 	name := fmt.Sprintf("ep%d", len(w.led.epSeq)+1)
 	w.led.mu.Unlock()
-	ep, err := via.d.AddEndpoint(w.ctx, a.ID, convoy.Endpoint{
+	spec := convoy.Endpoint{
 		URL: receiverURL(rcv%w.sc.Receivers, name), EventTypes: filters[filter%len(filters)],
-	})
+		Ordered: f.Ordered,
+	}
+	if f.Rate > 0 {
+		spec.RateLimit = &rateLimits[(f.Rate-1)%len(rateLimits)]
+	}
+	ep, err := via.d.AddEndpoint(w.ctx, a.ID, spec)
 	if err != nil {
 		return "add failed: " + errClass(err)
 	}
@@ -434,7 +453,7 @@ func (w *world) do(s Step) string {
 		}
 		return fmt.Sprintf("remove %s via %s", ep.name, via.name)
 	case OpAdd:
-		return w.addEndpoint(w.via(s.C), s.A, s.B, s.C)
+		return w.addEndpoint(w.via(s.C), s.A, s.B, s.C, FlowSpec{})
 	}
 	return "?"
 }
@@ -447,7 +466,11 @@ func (w *world) update(s Step) string {
 	ep := eps[s.A%len(eps)]
 	var u convoy.EndpointUpdate
 	var what string
-	switch s.B % 3 {
+	switch s.B % 4 {
+	case 3:
+		on := s.C%2 == 1
+		u.Ordered = &on
+		what = fmt.Sprintf("ordered %t", on)
 	case 0:
 		r := s.C % w.sc.Receivers
 		u.URL = convoy.Ptr(receiverURL(r, ep.name))
@@ -565,10 +588,14 @@ func (l *ledger) checkSend(app int, typ, key string, prior *evRec, res *convoy.S
 			l.violate("send", nil, "Send returned a delivery the store was not seen storing")
 			continue
 		}
+		st := d.Status
+		if ls := r.leaseByID(d.LeaseID); st == convoy.DeliveryProcessing && ls != nil && ls.n == 1 && ls.fast {
+			st = convoy.DeliveryScheduled // stored so, and leased by InsertEventClaim
+		}
 		e, ok := want[d.EndpointID]
 		if !ok {
 			l.violate("send", []string{r.name}, "%s was created for %s, whose filter should have kept it out", r.name, r.ep.name)
-		} else if !slices.Contains(e.statuses, d.Status) {
+		} else if !slices.Contains(e.statuses, st) {
 			l.violate("send", []string{r.name}, "%s was created %s, expected %v (%s is %s)", r.name, d.Status, e.statuses, r.ep.name, r.ep.status)
 		}
 		delete(want, d.EndpointID)
