@@ -72,7 +72,13 @@
 //   - endpoint status changes, re-sends of one delivery or of an
 //     endpoint's Discarded (and Failure) deliveries, endpoint updates (URL,
 //     event filter, retry policy) and removals, new endpoints;
-//   - the clock moving on, by a millisecond to ten minutes.
+//   - the clock moving on, by a millisecond to ten minutes;
+//   - flow control: about a third of the endpoints ordered, a third rate
+//     limited, Config.Adaptive and Config.Breaker each in about a third
+//     of the seeds, and updates turning Ordered on and off. In about
+//     three seeds in four the store wrapper forwards InsertEventClaim,
+//     so Send's fast path (leasing a fresh event's deliveries in its own
+//     transaction) runs beside Claim, with the same faults.
 //
 // Then the run drains: faults stop, receivers answer 200, every delivery
 // must end; everything Failure or Discarded is re-sent and must succeed;
@@ -117,6 +123,15 @@
 //     OnEndpointStatus.
 //   - Stats counts what the listings show: deliveries and endpoints by
 //     status, due work, retries scheduled.
+//   - Flow control (flowcheck.go): an ordered endpoint is leased only
+//     its head (its pending delivery with the lowest ID), never while
+//     another of its deliveries holds a valid lease, and never gets two
+//     requests at once, across dispatchers; a rate-limited endpoint gets
+//     from each dispatcher at most Burst + ⌈PerSecond × d⌉ requests in
+//     any span d; no dispatcher has more than PerEndpoint in flight to
+//     one endpoint, and its adaptive limit stays within [1, PerEndpoint];
+//     no request goes to an endpoint whose circuit was open when it was
+//     claimed, and at most one while it is half-open.
 //   - Close finishes or releases every claim it holds, and no goroutine
 //     of any dispatcher, crashed or not, is left when the run ends
 //     (synctest fails a run that leaves one blocked; goleak checks the
