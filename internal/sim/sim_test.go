@@ -212,6 +212,26 @@ var regressions = []struct {
 	bug string
 	sc  *Scenario
 }{
+	// A dispatcher that had not read a rate-limited endpoint yet (here the
+	// only one left after a crash) admitted its first deliveries without
+	// the limit: two requests at once against a burst of 1 (fixed in
+	// flow.go and engine.go: such a job takes its token, or goes back to
+	// the queue, once the worker has read the endpoint).
+	{"rate limit not applied before the endpoint was read", &Scenario{
+		Seed: 29, Backend: "memory", Dispatchers: 3, Initial: 1,
+		Workers: 5, PerEndpoint: 3, Timeout: 10 * time.Second, Lease: 15 * time.Second, PollInterval: 5 * time.Second,
+		MaxRetryAfter: 10 * time.Minute, MaxClaims: 3,
+		Retry: convoy.RetryPolicy{Kind: "schedule", Interval: 0, Multiplier: 0, MaxInterval: 0, Limit: 0, Schedule: []time.Duration{1 * time.Minute, 10 * time.Second, 1 * time.Second}},
+		Dead:  DeadRule{Deliveries: 0, Window: 0}, Apps: 2, Receivers: 4,
+		Endpoints:   []EndpointSpec{{1, 2, 1}, {0, 2, 0}, {1, 1, 0}, {0, 0, 1}},
+		Flows:       []FlowSpec{{true, 0}, {false, 4}, {false, 3}, {false, 0}},
+		ClaimInsert: true, Adaptive: false, Breaker: BreakerSpec{MinAttempts: 0, CoolDown: 0},
+		Steps: []Step{
+			{OpCrash, 12, 5, 2, 0},
+			{OpSend, 8, 1, 9, 0},
+			{OpSend, 14, 0, 9, 0},
+		},
+	}},
 	// A worker whose load was slow (GetEvent stalled for 10 s, the lease
 	// 11 s, the timeout 10 s) went on to send its attempt with too little
 	// of the lease left to finish it: another dispatcher could take the
