@@ -536,10 +536,12 @@ func (d *Dispatcher) newHTTPClient() (*http.Client, error) {
 		return &cc, nil
 	}
 	tr := ssrf.NewTransport(ssrf.TransportOptions{
-		Guard:                 d.guard,
-		Resolver:              d.cfg.Resolver,
-		ResponseHeaderTimeout: d.cfg.Timeout,
-		MaxIdleConnsPerHost:   d.cfg.PerEndpoint,
+		Guard:    d.guard,
+		Resolver: d.cfg.Resolver,
+		// No ResponseHeaderTimeout: the attempt's context bounds the
+		// wait for the header too, and one deadline per attempt is one
+		// timer instead of two.
+		MaxIdleConnsPerHost: d.cfg.PerEndpoint,
 	})
 	// Close closes its idle connections whether or not a wrapper passes
 	// CloseIdleConnections on.

@@ -36,7 +36,7 @@ func (d *Dispatcher) run(runCtx, workCtx context.Context) {
 	}
 
 	jobs := make(chan job)
-	rec := &recorder{d: d, hooks: hooks, slots: make(chan struct{}, d.cfg.Workers)}
+	rec := d.startRecorder(workCtx, hooks)
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
 		wg.Add(1)
@@ -73,7 +73,7 @@ func (d *Dispatcher) run(runCtx, workCtx context.Context) {
 		}
 		break
 	}
-	rec.wg.Wait()
+	rec.close()
 }
 
 // job is a leased delivery for a worker, with what Send already read for
@@ -90,25 +90,64 @@ type job struct {
 // recorder stores the results of attempts off the workers: a worker hands
 // its transition over and takes the next delivery while the store commits
 // (with bolt, an fsync shared by the whole batch). The delivery keeps its
-// lease until the record lands, so nothing can claim it meanwhile. At most
-// Workers records wait at once; past that, workers wait too.
+// lease until the record lands, so nothing can claim it meanwhile. Workers
+// recording goroutines take records from a queue of Workers; past that,
+// workers wait too.
 type recorder struct {
 	d     *Dispatcher
 	hooks *hookRunner
-	slots chan struct{}
+	queue chan recordJob
 	wg    sync.WaitGroup
 }
 
-func (r *recorder) record(ctx context.Context, dl *Delivery, ep *Endpoint, t Transition) {
-	r.slots <- struct{}{}
+// recordJob is a transition waiting for the recorder.
+type recordJob struct {
+	dl *Delivery
+	ep *Endpoint
+	t  Transition
+}
+
+// startRecorder starts the recording goroutines; close stops them once
+// the queue is empty.
+func (d *Dispatcher) startRecorder(ctx context.Context, hooks *hookRunner) *recorder {
+	r := &recorder{d: d, hooks: hooks, queue: make(chan recordJob, d.cfg.Workers)}
+	// Records outlive ctx by recordGrace: one that lands spares the
+	// delivery a second attempt once its lease expires, and a store that
+	// hangs cannot hold Close for longer.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(recordGrace, cancel) })
+	var running sync.WaitGroup
+	for range d.cfg.Workers {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			for rj := range r.queue {
+				d.record(ctx, rctx, hooks, rj.dl, rj.ep, rj.t)
+			}
+		}()
+	}
 	r.wg.Add(1)
 	go func() {
-		defer func() {
-			<-r.slots
-			r.wg.Done()
-		}()
-		r.d.record(ctx, r.hooks, dl, ep, t)
+		defer r.wg.Done()
+		running.Wait()
+		stop()
+		cancel()
 	}()
+	return r
+}
+
+// recordGrace is how long records still in flight may take once Close
+// has given up waiting.
+const recordGrace = 30 * time.Second
+
+func (r *recorder) record(dl *Delivery, ep *Endpoint, t Transition) {
+	r.queue <- recordJob{dl, ep, t}
+}
+
+// close waits for every queued record to be stored (or given up).
+func (r *recorder) close() {
+	close(r.queue)
+	r.wg.Wait()
 }
 
 // schedule claims due work while there is free capacity and sleeps until
@@ -348,7 +387,7 @@ func (d *Dispatcher) deliver(ctx context.Context, rec *recorder, j job) {
 				slog.String("endpoint_id", dl.EndpointID), slog.String("was", string(before)))
 		}
 	}
-	rec.record(ctx, dl, ep, t)
+	rec.record(dl, ep, t)
 }
 
 // stored returns what Record stores of an attempt: all of it but the
@@ -503,7 +542,11 @@ func (d *Dispatcher) load(ctx context.Context, j job) (*Endpoint, *App, *Event, 
 // record stores the transition, retrying transient store errors until the
 // dispatcher is aborted; if it never lands, the lease expires and the
 // delivery is attempted again (at least once, never lost).
-func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
+//
+// ctx ends when Close gives up waiting, and stops the retries; rctx, which
+// never ends, is what the store is called with, so that a record already
+// on its way is not cut short.
+func (d *Dispatcher) record(ctx, rctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
 	wait := 10 * time.Millisecond
 	st := stored(t)
 	failed := false
@@ -514,9 +557,7 @@ func (d *Dispatcher) record(ctx context.Context, hooks *hookRunner, dl *Delivery
 		}
 	}()
 	for {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		res, err := d.store.Record(rctx, st)
-		cancel()
 		if err == nil {
 			// The delivery's next due time changed (a retry, or nothing):
 			// the scheduler may be sleeping until its old lease expiry.
@@ -566,20 +607,21 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 		if !a.Success() {
 			next.LastError = a.Error
 		}
-		attrs := []slog.Attr{
-			slog.String("delivery_id", dl.ID), slog.String("event_id", dl.EventID),
-			slog.String("endpoint_id", dl.EndpointID), slog.Int("attempt", a.Number),
-			slog.Int("status_code", a.StatusCode), slog.Duration("duration", a.Duration),
-			slog.String("next", string(t.Status)),
-		}
+		level := slog.LevelWarn
 		if a.Success() {
-			d.log.LogAttrs(ctx, slog.LevelDebug, "convoy: attempt succeeded", attrs...)
+			level = slog.LevelDebug
+		}
+		if !d.log.Enabled(ctx, level) {
+			// No attributes built for a record nobody reads.
+		} else if a.Success() {
+			d.log.LogAttrs(ctx, level, "convoy: attempt succeeded", attemptAttrs(dl, a, t)...)
 		} else {
+			attrs := attemptAttrs(dl, a, t)
 			attrs = append(attrs, slog.String("error", a.Error))
 			if t.Status == DeliveryRetry {
 				attrs = append(attrs, slog.Time("next_attempt_at", t.NextAttemptAt))
 			}
-			d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: attempt failed", attrs...)
+			d.log.LogAttrs(ctx, level, "convoy: attempt failed", attrs...)
 		}
 	}
 	abandoned := t.Attempt == nil && t.Status == DeliveryFailure
@@ -601,6 +643,16 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 			EndpointID: ep.ID, AppID: ep.AppID, From: res.EndpointBefore, To: res.EndpointAfter,
 			Reason: reason, At: t.Now,
 		})
+	}
+}
+
+// attemptAttrs are the log attributes of a recorded attempt.
+func attemptAttrs(dl *Delivery, a *Attempt, t Transition) []slog.Attr {
+	return []slog.Attr{
+		slog.String("delivery_id", dl.ID), slog.String("event_id", dl.EventID),
+		slog.String("endpoint_id", dl.EndpointID), slog.Int("attempt", a.Number),
+		slog.Int("status_code", a.StatusCode), slog.Duration("duration", a.Duration),
+		slog.String("next", string(t.Status)),
 	}
 }
 

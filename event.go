@@ -111,7 +111,8 @@ func (ev *Event) Clone() *Event {
 // SendResult is what Send stored, or found.
 type SendResult struct {
 	// Event is the event as stored: the new one, or, for a Duplicate, the
-	// first event sent with the same idempotency key.
+	// first event sent with the same idempotency key. A new event's Data
+	// is the slice passed to Send, not a copy.
 	Event *Event
 	// Deliveries are the event's deliveries, one per endpoint whose filter
 	// accepted it: Scheduled, or Processing when an idle worker took it at
@@ -257,6 +258,9 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 		d.mu.Lock()
 		closed := d.closed
 		d.mu.Unlock()
+		// The workers share one copy of the event: res.Event may hold the
+		// caller's Data, which the caller may reuse once Send returns.
+		var shared *Event
 		for i, dl := range res.Deliveries {
 			if dl.Status != DeliveryProcessing || dl.LeaseOwner != d.owner {
 				continue
@@ -275,7 +279,10 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 			}
 			r.endpoint[dl.EndpointID]--
 			// Never blocks: ready holds Workers jobs and each was reserved.
-			d.ready <- job{dl: dl.Clone(), ep: eps[dl.EndpointID], ev: res.Event.Clone()}
+			if shared == nil {
+				shared = res.Event.Clone()
+			}
+			d.ready <- job{dl: dl.Clone(), ep: eps[dl.EndpointID], ev: shared}
 		}
 	}
 	d.mu.Lock()

@@ -25,6 +25,15 @@ const (
 	HeaderIdempotencyKey = "X-Convoy-Idempotency-Key"
 )
 
+// The canonical forms of the headers above, as http.Header.Set writes them.
+var (
+	canonicalEventID        = http.CanonicalHeaderKey(HeaderEventID)
+	canonicalDeliveryID     = http.CanonicalHeaderKey(HeaderDeliveryID)
+	canonicalEventType      = http.CanonicalHeaderKey(HeaderEventType)
+	canonicalAttempt        = http.CanonicalHeaderKey(HeaderAttempt)
+	canonicalIdempotencyKey = http.CanonicalHeaderKey(HeaderIdempotencyKey)
+)
+
 // outcome is what the engine needs to know about an attempt beyond the
 // record.
 type outcome struct {
@@ -89,12 +98,14 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 		resp.Body.Close()
 		a.Duration = time.Since(began)
 		if headerSize(resp.Header) <= maxResponseHeaderBytes {
-			a.ResponseHeaders = resp.Header.Clone()
+			a.ResponseHeaders = resp.Header
 		}
 		a.Error = refusal
 		return a, out
 	}
-	a.ResponseHeaders = resp.Header.Clone()
+	// The response is this attempt's alone: its header is recorded as
+	// is, without a copy.
+	a.ResponseHeaders = resp.Header
 	body, truncated, rerr := d.readBody(ctx, resp.Body)
 	a.Duration = time.Since(began)
 	a.ResponseBody, a.ResponseTruncated = body, truncated
@@ -124,25 +135,33 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 }
 
 // requestHeaders builds the headers of one attempt, signature included.
+// The map is the attempt's own: it is sent, then recorded as is.
 func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Event, number int, now time.Time) (http.Header, error) {
 	secrets, signing := signingFor(app, ep, now)
 	h := make(http.Header, 10+len(ep.Headers))
+	// One backing array for the single values, instead of one allocation
+	// per header.
+	vals := make([]string, 0, 7+len(ep.Headers))
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for k, v := range ep.Headers {
 		// Validation refuses these; a store may still hold them from
 		// before it did.
 		if IsReservedHeader(k) || sameHeader(k, signing.Header) {
 			continue
 		}
-		h.Set(k, v)
+		set(http.CanonicalHeaderKey(k), v)
 	}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", UserAgent)
-	h.Set(HeaderEventID, ev.ID)
-	h.Set(HeaderDeliveryID, dl.ID)
-	h.Set(HeaderEventType, ev.Type)
-	h.Set(HeaderAttempt, strconv.Itoa(number))
+	set("Content-Type", "application/json")
+	set("User-Agent", UserAgent)
+	set(canonicalEventID, ev.ID)
+	set(canonicalDeliveryID, dl.ID)
+	set(canonicalEventType, ev.Type)
+	set(canonicalAttempt, strconv.Itoa(number))
 	if ev.IdempotencyKey != "" {
-		h.Set(HeaderIdempotencyKey, ev.IdempotencyKey)
+		set(canonicalIdempotencyKey, ev.IdempotencyKey)
 	}
 	if len(secrets) == 0 {
 		return h, errors.New("convoy: no live secret to sign with")

@@ -210,7 +210,9 @@ const DefaultDeleteBatch = 500
 // InsertResult is what Store.InsertEvent stored, or found.
 type InsertResult struct {
 	// Event is the event as stored: the new one, or the first event sent
-	// with the same idempotency key.
+	// with the same idempotency key. When Inserted, it may be the ev passed
+	// to InsertEvent itself, which the caller owns already: a store need
+	// not copy it back.
 	Event *Event
 	// Deliveries are the event's deliveries as stored.
 	Deliveries []*Delivery

@@ -110,7 +110,7 @@ func (s *Store) insert(ctx context.Context, ev *convoy.Event, deliveries []*conv
 		leases = claim.Limit
 		taken = make(map[string]int)
 	}
-	res := convoy.InsertResult{Event: ev.Clone(), Deliveries: make([]*convoy.Delivery, len(kept)), Inserted: true}
+	res := convoy.InsertResult{Event: ev, Deliveries: make([]*convoy.Delivery, len(kept)), Inserted: true}
 	for i, d := range kept {
 		dr := &deliveryRec{d: d.Clone(), ep: eps[i], heapIdx: -1}
 		if leases > 0 && d.Status == convoy.DeliveryScheduled &&
