@@ -300,10 +300,15 @@ func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordR
 				return duplicate("attempt", t.Attempt.ID)
 			}
 		}
-		ep, err := getEndpoint(w.Tx, old.EndpointID)
+		cur, err := w.endpoint(old.EndpointID)
 		if err != nil {
 			return err
 		}
+		// A copy, so that the batch's version stays as it was should this
+		// operation fail. Record changes only Health and Status, which
+		// hold no references.
+		ep := new(convoy.Endpoint)
+		*ep = *cur
 
 		d := old.Clone()
 		d.Status = t.Status
@@ -356,7 +361,8 @@ func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordR
 			w.count(countEndpoint+string(res.EndpointBefore), -1)
 			w.count(countEndpoint+string(res.EndpointAfter), 1)
 		}
-		return w.put(bucketEndpoints, []byte(ep.ID), epEnc)
+		w.setEndpoint(ep, epEnc)
+		return nil
 	})
 	if err != nil {
 		return convoy.RecordResult{}, err
