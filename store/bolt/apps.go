@@ -103,6 +103,9 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 		if !has(w.Tx, bucketApps, id) {
 			return notFound("app", id)
 		}
+		if err := w.flushEndpoints(); err != nil {
+			return err
+		}
 		prefix := []byte(id)
 		if err := eachKeyDeleting(w, bucketAppEventCreated, prefix, func(k []byte) error {
 			if ev, err := getEventMeta(w.Tx, string(k[len(k)-idLen:])); err == nil {
@@ -222,6 +225,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, id string, fn func(*convoy.E
 	var out *convoy.Endpoint
 	err := s.write(ctx, func(w *wtx) error {
 		out = nil
+		if err := w.flushEndpoints(); err != nil {
+			return err
+		}
 		v := w.Bucket(bucketEndpoints).Get([]byte(id))
 		if v == nil {
 			return notFound("endpoint", id)
@@ -273,6 +279,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, id string) error {
 		return err
 	}
 	return s.write(ctx, func(w *wtx) error {
+		if err := w.flushEndpoints(); err != nil {
+			return err
+		}
 		ep, err := getEndpoint(w.Tx, id)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/convoykit/convoy"
 	bbolt "go.etcd.io/bbolt"
 )
 
@@ -42,6 +43,60 @@ type wtx struct {
 	counts map[string]int64
 	// wake is set by InsertEventTx when it stored due work.
 	wake bool
+	// endpoints holds the endpoints Record changed in the batch so far, by
+	// ID, as they are to be stored: written once when the batch is done or
+	// when another operation is about to read or change an endpoint by
+	// other means (see flushEndpoints), so that a batch of records for one
+	// endpoint reads, decodes and writes it once.
+	endpoints map[string]*batchEndpoint
+}
+
+// batchEndpoint is an endpoint changed by Record in the batch, with its
+// encoding.
+type batchEndpoint struct {
+	ep  *convoy.Endpoint
+	enc []byte
+}
+
+// endpoint returns the endpoint with the ID as the batch has it so far:
+// Record's latest version if it changed it, else as stored. The caller
+// must not change what it gets; it copies before it changes.
+func (w *wtx) endpoint(id string) (*convoy.Endpoint, error) {
+	if be := w.endpoints[id]; be != nil {
+		return be.ep, nil
+	}
+	return getEndpoint(w.Tx, id)
+}
+
+// setEndpoint makes ep, encoded as enc, the batch's version of the
+// endpoint, to be written by flushEndpoints. It counts as a write of the
+// operation.
+func (w *wtx) setEndpoint(ep *convoy.Endpoint, enc []byte) {
+	w.dirty = true
+	if w.endpoints == nil {
+		w.endpoints = make(map[string]*batchEndpoint)
+	}
+	w.endpoints[ep.ID] = &batchEndpoint{ep: ep, enc: enc}
+}
+
+// flushEndpoints writes the endpoints changed through setEndpoint and
+// forgets them. An operation that reads or changes an endpoint other than
+// through endpoint and setEndpoint calls it first; what it writes belongs
+// to the operations that set them, so it does not mark the caller's
+// operation as having written.
+func (w *wtx) flushEndpoints() error {
+	if len(w.endpoints) == 0 {
+		return nil
+	}
+	b := w.Bucket(bucketEndpoints)
+	for id, be := range w.endpoints {
+		if err := b.Put([]byte(id), be.enc); err != nil {
+			w.dirty = true // written in part: the batch must not commit
+			return fmt.Errorf("convoy: bolt: put in %s: %w", bucketEndpoints, err)
+		}
+	}
+	clear(w.endpoints)
+	return nil
 }
 
 // count adds delta to the count of key in bucketCounts (see countDelivery
@@ -216,6 +271,9 @@ func (s *Store) commit(batch []*op) {
 			}
 			if !wrote {
 				return errNothing
+			}
+			if err := w.flushEndpoints(); err != nil {
+				return err
 			}
 			return w.flushCounts()
 		})

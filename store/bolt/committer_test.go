@@ -3,12 +3,15 @@ package bolt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/convoykit/convoy"
+	"github.com/convoykit/convoy/store/storetest"
 	"github.com/stretchr/testify/require"
 	bbolt "go.etcd.io/bbolt"
 )
@@ -181,4 +184,124 @@ func TestCloseRunsQueuedWrites(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.Equal(t, []byte("x"), getKey(t, s, "queued"))
+}
+
+// TestBatchRecordsShareEndpoint queues, in one batch, records for
+// deliveries of one endpoint mixed with operations that fail before and
+// after writing and with other operations on the endpoint: each sees the
+// health and status the earlier ones left, and the endpoint ends as if
+// every successful operation had run alone.
+func TestBatchRecordsShareEndpoint(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	app := storetest.NewApp()
+	require.NoError(t, s.CreateApp(ctx, app))
+	ep := storetest.NewEndpoint(app.ID)
+	require.NoError(t, s.CreateEndpoint(ctx, ep))
+	ev := storetest.NewEvent(app.ID, now)
+	ds := make([]*convoy.Delivery, 5)
+	for i := range ds {
+		ds[i] = storetest.NewDelivery(ev, ep.ID)
+		ds[i].NextAttemptAt = now
+	}
+	_, err := s.InsertEvent(ctx, ev, ds)
+	require.NoError(t, err)
+	claimed, err := s.Claim(ctx, convoy.ClaimRequest{Now: now, Limit: len(ds), Owner: "w", Lease: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, claimed, len(ds))
+
+	errBoom := errors.New("boom")
+	failed := func(d *convoy.Delivery, status func(convoy.Endpoint) convoy.EndpointStatus) convoy.Transition {
+		return convoy.Transition{
+			DeliveryID: d.ID, LeaseID: d.LeaseID, Now: now,
+			Attempt: storetest.NewAttempt(d, 1, 500, now),
+			Status:  convoy.DeliveryRetry, NextAttemptAt: now.Add(time.Hour),
+			EndpointStatus: status,
+		}
+	}
+	var seen []int // ConsecutiveFailures as each EndpointStatus saw it
+	keep := func(ep convoy.Endpoint) convoy.EndpointStatus {
+		seen = append(seen, ep.Health.ConsecutiveFailures)
+		return ep.Status
+	}
+	type step struct {
+		name string
+		run  func() error
+		want error
+	}
+	steps := []step{
+		{"record 0", func() error { _, err := s.Record(ctx, failed(claimed[0], keep)); return err }, nil},
+		{"record 1", func() error { _, err := s.Record(ctx, failed(claimed[1], keep)); return err }, nil},
+		{"record 2, bad status", func() error {
+			_, err := s.Record(ctx, failed(claimed[2], func(convoy.Endpoint) convoy.EndpointStatus { return "bogus" }))
+			return err
+		}, convoy.ErrInvalidStatus},
+		{"update", func() error {
+			_, err := s.UpdateEndpoint(ctx, ep.ID, func(e *convoy.Endpoint) error {
+				if e.Health.ConsecutiveFailures != 2 {
+					return fmt.Errorf("update saw %d failures", e.Health.ConsecutiveFailures)
+				}
+				e.Status = convoy.EndpointPending
+				return nil
+			})
+			return err
+		}, nil},
+		{"record 3, to inactive", func() error {
+			_, err := s.Record(ctx, failed(claimed[3], func(e convoy.Endpoint) convoy.EndpointStatus {
+				seen = append(seen, e.Health.ConsecutiveFailures)
+				if e.Status != convoy.EndpointPending {
+					return "bogus"
+				}
+				return convoy.EndpointInactive
+			}))
+			return err
+		}, nil},
+		{"dirty fail", func() error {
+			return s.write(ctx, func(w *wtx) error {
+				if err := w.put(bucketMeta, []byte("dirty"), []byte("x")); err != nil {
+					return err
+				}
+				return errBoom
+			})
+		}, errBoom},
+		{"record 4", func() error { _, err := s.Record(ctx, failed(claimed[4], keep)); return err }, nil},
+	}
+	release := holdCommitter(t, s)
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, st := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = st.run()
+		}()
+		waitQueued(s, i+1)
+	}
+	release()
+	wg.Wait()
+	for i, st := range steps {
+		if st.want == nil {
+			require.NoError(t, errs[i], st.name)
+		} else {
+			require.ErrorIs(t, errs[i], st.want, st.name)
+		}
+	}
+	// The batch ran twice (the dirty failure aborted the first run); the
+	// second run saw 1, 2, (2 for the bad status), 3, 4 failures.
+	require.Equal(t, []int{1, 2, 3, 4}, seen[len(seen)-4:])
+
+	got, err := s.GetEndpoint(ctx, ep.ID)
+	require.NoError(t, err)
+	require.Equal(t, 4, got.Health.ConsecutiveFailures)
+	require.Equal(t, convoy.EndpointInactive, got.Status)
+	require.NoError(t, CheckIndexes(s))
+	stats, err := s.Stats(ctx, now)
+	require.NoError(t, err)
+	require.Equal(t, 1, stats.Endpoints[convoy.EndpointInactive])
+	require.Zero(t, stats.Endpoints[convoy.EndpointActive])
+	require.Zero(t, stats.Endpoints[convoy.EndpointPending])
+	d, err := s.GetDelivery(ctx, claimed[2].ID)
+	require.NoError(t, err)
+	require.Equal(t, convoy.DeliveryProcessing, d.Status, "the failed record changed nothing")
 }

@@ -153,7 +153,10 @@ func (in *insert) apply(w *wtx) (convoy.InsertResult, error) {
 			return convoy.InsertResult{}, err
 		}
 	}
-	res := convoy.InsertResult{Event: ev.Clone(), Deliveries: make([]*convoy.Delivery, 0, len(keep)), Inserted: true}
+	// The result shares in's copies: nothing changes them, and the caller
+	// gets them only once the insert is done (InsertEventTx: once in is
+	// no longer used), so they are the caller's own.
+	res := convoy.InsertResult{Event: ev, Deliveries: make([]*convoy.Delivery, 0, len(keep)), Inserted: true}
 	leases, taken := in.leases(w.Tx)
 	for _, i := range keep {
 		d, enc := in.ds[i], in.encs[i]
@@ -172,7 +175,7 @@ func (in *insert) apply(w *wtx) (convoy.InsertResult, error) {
 		if err := putDelivery(w, nil, d, enc); err != nil {
 			return convoy.InsertResult{}, err
 		}
-		res.Deliveries = append(res.Deliveries, d.Clone())
+		res.Deliveries = append(res.Deliveries, d)
 	}
 	return res, nil
 }

@@ -94,7 +94,8 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			if due.After(req.Now) {
 				continue // only when both times are clamped in the key
 			}
-			d := old.Clone()
+			d := new(convoy.Delivery)
+			*d = *old // old is this run's own decoding; d is a copy to change
 			req.Grant(d)
 			enc, err := encodeDelivery(d)
 			if err != nil {
@@ -114,7 +115,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			if err := putDelivery(w, cl.old, cl.d, cl.enc); err != nil {
 				return err
 			}
-			out = append(out, cl.d.Clone())
+			out = append(out, cl.d) // this run's own, handed to the caller
 		}
 		return nil
 	})
@@ -277,11 +278,17 @@ func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordR
 		if t.Attempt.DeliveryID != t.DeliveryID {
 			return convoy.RecordResult{}, fmt.Errorf("%w: attempt of delivery %s recorded for %s", convoy.ErrInvalid, t.Attempt.DeliveryID, t.DeliveryID)
 		}
-		t.Attempt = t.Attempt.Clone()
 		var err error
 		if attEnc, err = encodeAttempt(t.Attempt); err != nil {
 			return convoy.RecordResult{}, err
 		}
+		// The batch reads the attempt's scalar fields, possibly after Record
+		// returned (when ctx ends first) and the caller reused the attempt:
+		// a shallow copy without the headers and bodies, which the
+		// encoding holds.
+		a := *t.Attempt
+		a.RequestHeaders, a.ResponseHeaders, a.RequestBody, a.ResponseBody = nil, nil, nil, nil
+		t.Attempt = &a
 	}
 	var res convoy.RecordResult
 	err := s.write(ctx, func(w *wtx) error {
@@ -300,12 +307,18 @@ func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordR
 				return duplicate("attempt", t.Attempt.ID)
 			}
 		}
-		ep, err := getEndpoint(w.Tx, old.EndpointID)
+		cur, err := w.endpoint(old.EndpointID)
 		if err != nil {
 			return err
 		}
+		// A copy, so that the batch's version stays as it was should this
+		// operation fail. Record changes only Health and Status, which
+		// hold no references.
+		ep := new(convoy.Endpoint)
+		*ep = *cur
 
-		d := old.Clone()
+		d := new(convoy.Delivery)
+		*d = *old // old is this run's own decoding; d is a copy to change
 		d.Status = t.Status
 		if t.Status == convoy.DeliveryRetry {
 			d.NextAttemptAt = t.NextAttemptAt
@@ -356,7 +369,8 @@ func (s *Store) Record(ctx context.Context, t convoy.Transition) (convoy.RecordR
 			w.count(countEndpoint+string(res.EndpointBefore), -1)
 			w.count(countEndpoint+string(res.EndpointAfter), 1)
 		}
-		return w.put(bucketEndpoints, []byte(ep.ID), epEnc)
+		w.setEndpoint(ep, epEnc)
+		return nil
 	})
 	if err != nil {
 		return convoy.RecordResult{}, err

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"errors"
+	"fmt"
 
 	"github.com/convoykit/convoy"
 	bbolt "go.etcd.io/bbolt"
@@ -49,6 +50,12 @@ func getDelivery(tx *bbolt.Tx, id string) (*convoy.Delivery, error) {
 		return nil, notFound("delivery", id)
 	}
 	return decodeDelivery(v)
+}
+
+// seekKey moves c to k, or to the key after it, and returns that key.
+func seekKey(c *bbolt.Cursor, k []byte) []byte {
+	ck, _ := c.Seek(k)
+	return ck
 }
 
 func has(tx *bbolt.Tx, bucket []byte, key string) bool {
@@ -121,8 +128,13 @@ func putDelivery(w *wtx, old, d *convoy.Delivery, enc []byte) error {
 // the endpoint from the due index, or from the parked entries if it is
 // there.
 func unschedule(w *wtx, endpointID string, k []byte) error {
-	if w.Bucket(bucketDue).Get(k) != nil {
-		return w.del(bucketDue, k)
+	// One seek to find and delete the entry.
+	if c := w.Bucket(bucketDue).Cursor(); bytes.Equal(seekKey(c, k), k) {
+		w.dirty = true
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("convoy: bolt: delete in %s: %w", bucketDue, err)
+		}
+		return nil
 	}
 	pk := parkedKey(endpointID, k)
 	if w.Bucket(bucketParked).Get(pk) == nil {
