@@ -42,17 +42,46 @@ func headerKey(name string) string {
 }
 
 // sameHeader reports whether a and b name the same header for a receiver:
-// equal but for case and for - and _.
-func sameHeader(a, b string) bool { return headerKey(a) == headerKey(b) }
+// equal but for case and for - and _. It allocates nothing: requests
+// check every endpoint header with it.
+func sameHeader(a, b string) bool {
+	return len(a) == len(b) && hasHeaderPrefix(a, b)
+}
+
+// hasHeaderPrefix reports whether name starts with prefix, compared as
+// headerKey compares.
+func hasHeaderPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		if headerByte(name[i]) != headerByte(prefix[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerByte is c as headerKey maps it: ASCII lower case, _ as -. Bytes
+// past ASCII are compared as they are (strings.ToLower would also fold
+// non-ASCII letters, but header names are ASCII tokens).
+func headerByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}
 
 // listed reports whether name is one of names or starts with one of
 // prefixes, compared by headerKey.
 func listed(name string, names, prefixes []string) bool {
-	k := headerKey(name)
-	if slices.ContainsFunc(names, func(n string) bool { return headerKey(n) == k }) {
+	if slices.ContainsFunc(names, func(n string) bool { return sameHeader(name, n) }) {
 		return true
 	}
-	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(k, headerKey(p)) })
+	return slices.ContainsFunc(prefixes, func(p string) bool { return hasHeaderPrefix(name, p) })
 }
 
 // IsReservedHeader reports whether name is a header the dispatcher sets
