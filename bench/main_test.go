@@ -37,7 +37,8 @@ func TestQuick(t *testing.T) {
 	}
 	for _, want := range []string{
 		"machine:", "command:",
-		"deliveries ≥ 0.90× ceiling", "deliveries ≥ 0.35× ceiling", "Send ≥ 20,000/s", "≥ 10× River deliveries/s",
+		"deliveries ≥ 0.55× ceiling", "deliveries ≥ 0.30× ceiling", "Send ≥ 12,000/s",
+		"sender CPU ≤ 2.1× ceiling's", "sender CPU ≤ 4.0× ceiling's", "≥ 10× River deliveries/s",
 		"p99 ≤ 20 ms at half rate", "≥ 3× River + PostgreSQL", "synchronous_commit=on",
 		"Scale run:", "time to first Claim", "claim latency, full ÷ empty", "peak RSS of the restarted process",
 	} {
