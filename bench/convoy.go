@@ -91,7 +91,21 @@ func runConvoy(ctx context.Context, o *options, ctl *control) (*childResult, err
 		senders: o.senders, rate: rate, tmpl: tmpl, drain: o.drainTimeout,
 	})
 	res.Rows = append(res.Rows, half)
+	if err != nil {
+		return res, err
+	}
+	low, err := convoyPhase(ctx, o, ctl, false, lowPhase(o, run, tmpl))
+	res.Rows = append(res.Rows, low)
 	return res, err
+}
+
+// lowPhase is the run paced at lowRate, the light load most services see,
+// where the latency target is tight.
+func lowPhase(o *options, run string, tmpl []byte) phase {
+	return phase{
+		name: o.mode + lowSuffix, run: run + "-low", n: max(10, int(lowRate*o.pacedTime.Seconds())),
+		senders: o.senders, rate: lowRate, tmpl: tmpl, drain: o.drainTimeout,
+	}
 }
 
 // convoyPhase measures p on a new store and dispatcher, closed after;

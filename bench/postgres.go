@@ -85,7 +85,7 @@ func pgPool(ctx context.Context, o *options, settings map[string]string) (*pgxpo
 
 // pgSchema names a fresh schema for one phase of a run.
 func pgSchema(o *options, what string) string {
-	return strings.NewReplacer("-", "_", " ", "_", "@", "").Replace("bench_" + o.runID + "_" + what)
+	return strings.NewReplacer("-", "_", " ", "_", "@", "", "/", "per").Replace("bench_" + o.runID + "_" + what)
 }
 
 // dropSchema removes a schema and everything in it.
@@ -132,6 +132,11 @@ func runPostgres(ctx context.Context, o *options, ctl *control) (*childResult, e
 		senders: o.senders, rate: rate, tmpl: tmpl, drain: o.drainTimeout,
 	})
 	res.Rows = append(res.Rows, half)
+	if err != nil {
+		return res, err
+	}
+	low, _, err := pgPhase(ctx, o, ctl, false, lowPhase(o, run, tmpl))
+	res.Rows = append(res.Rows, low)
 	return res, err
 }
 
@@ -550,6 +555,9 @@ func pgRows(o *options, row func(cfg, name string) *rowResult, results map[strin
 		line(c.label, r, rss, checks)
 		if h := row(c.mode, c.mode+" @ half rate"); h != nil {
 			line(fmt.Sprintf("%s @ half rate (%s/s)", c.label, num(h.Rate)), h, rss, []check{p99Check(h)})
+		}
+		if l := row(c.mode, c.mode+lowSuffix); l != nil {
+			line(c.label+lowSuffix, l, rss, []check{lowP99Check(l)})
 		}
 	}
 }

@@ -21,12 +21,26 @@ const (
 	targetMemoryCPU   = 90.0 / 43
 	targetBoltCPU     = 170.0 / 43
 	targetHalfP99     = 20 * time.Millisecond
+	// The performance issue's light-load goal: Send to received p99 at
+	// lowRate events/s, on every store.
+	targetLowP99 = 5 * time.Millisecond
 	targetVsRiver     = 10
 	targetScaleRSS    = 256 << 20
 	targetClaimRatio  = 2.0
 	// Issue 13: convoy on PostgreSQL against River on PostgreSQL.
 	targetVsRiverPG = 3
 )
+
+// lowRate is the pacing of the light-load rows, events/s.
+const lowRate = 500
+
+// lowSuffix names the light-load row of a configuration.
+const lowSuffix = " @ 500/s"
+
+// lowP99Check is the light-load row's latency target.
+func lowP99Check(r *rowResult) check {
+	return check{fmt.Sprintf("p99 ≤ %s at %d/s", ms(targetLowP99), lowRate), ms(r.P99), r.P99 > 0 && r.P99 <= targetLowP99}
+}
 
 // check is one target with its measured value.
 type check struct {
@@ -190,6 +204,9 @@ func printReport(w io.Writer, o *options, args []string, results map[string]*chi
 		line(kind, r, rss, checks)
 		if h != nil {
 			line(fmt.Sprintf("%s @ half rate (%s/s)", kind, num(h.Rate)), h, rss, []check{p99Check(h)})
+		}
+		if l := row(kind, kind+lowSuffix); l != nil {
+			line(kind+lowSuffix, l, rss, []check{lowP99Check(l)})
 		}
 	}
 	pgRows(o, row, results, riverPGRate, line, missing, p99Check)
