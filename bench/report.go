@@ -23,10 +23,10 @@ const (
 	targetHalfP99     = 20 * time.Millisecond
 	// The performance issue's light-load goal: Send to received p99 at
 	// lowRate events/s, on every store.
-	targetLowP99 = 5 * time.Millisecond
-	targetVsRiver     = 10
-	targetScaleRSS    = 256 << 20
-	targetClaimRatio  = 2.0
+	targetLowP99     = 5 * time.Millisecond
+	targetVsRiver    = 10
+	targetScaleRSS   = 256 << 20
+	targetClaimRatio = 2.0
 	// Issue 13: convoy on PostgreSQL against River on PostgreSQL.
 	targetVsRiverPG = 3
 )
