@@ -152,26 +152,84 @@ func (r *recorder) close() {
 
 // schedule claims due work while there is free capacity and sleeps until
 // the next due time, a Send, a finished attempt or the poll interval.
+//
+// Claims run on goroutines of their own, up to maxClaims at once: with
+// bolt a claim waits for a group commit, and workers that finish
+// meanwhile would otherwise wait for it to land before a claim could
+// start for them. A claim started while another is in flight asks only
+// for the workers the other may not fill, and for PerEndpoint (and every
+// flow-control cap) less them, so that no endpoint gets more than its
+// share, whichever endpoints the claim in flight leases.
 func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	var errWait time.Duration
 	batch := max(1, d.cfg.Workers/8)
 	coalesce := time.NewTimer(0)
 	defer coalesce.Stop()
 	var coalesceUntil time.Time
+	results := make(chan claimResult, maxClaims)
+	// inflight claims, asking for reserved workers in all.
+	inflight, reserved := 0, 0
+	// drained: the last claim found less than it asked for and nothing
+	// woke the scheduler since it started, so claiming again now would
+	// find nothing either.
+	drained, woken := false, false
+	handle := func(r claimResult) {
+		inflight--
+		reserved -= r.n
+		d.handOut(r, jobs)
+		if r.err == nil && len(r.ds) < r.n && !woken {
+			drained = true
+		}
+	}
+	defer func() {
+		// Claims that complete hand their deliveries to workers, which
+		// attempt or release them: none stays leased for nothing.
+		for inflight > 0 {
+			handle(<-results)
+		}
+	}()
 	for ctx.Err() == nil {
 		if d.storeBad.active() {
 			// Results cannot be stored: every new claim would send a
 			// request whose record is lost, and the restart that follows
 			// would send it again. Claim nothing until a record lands
 			// (which wakes us) or a poll interval passes.
+			if inflight > 0 {
+				handle(<-results)
+				continue
+			}
 			d.sleepRecordsFailing(ctx)
 			continue
 		}
 		free, inFlight := d.capacity()
+		// Workers that the claims in flight may fill are not free for
+		// another claim. They are not counted busy either: a Send may
+		// still lease for an idle worker meanwhile (workers then take
+		// the claims' deliveries as they finish).
+		free -= reserved
+		if inflight > 0 && (free < batch || drained || inflight == maxClaims || d.cfg.PerEndpoint-reserved < 1) {
+			// Wait for a claim in flight, or for more free workers.
+			select {
+			case <-ctx.Done():
+				return
+			case r := <-results:
+				handle(r)
+				if r.err != nil {
+					if !d.claimFailed(ctx, r.err, &errWait) {
+						return
+					}
+				} else {
+					errWait = 0
+				}
+			case <-d.wake:
+				woken, drained = true, false
+			}
+			continue
+		}
 		// While most workers are busy, let a few more finish so that one
 		// claim (one store transaction) serves several of them; wait at
 		// most claimCoalesce for that.
-		if free > 0 && free < batch && free < d.cfg.Workers {
+		if inflight == 0 && free > 0 && free < batch && free < d.cfg.Workers && !drained {
 			if coalesceUntil.IsZero() {
 				coalesceUntil = time.Now().Add(claimCoalesce)
 			}
@@ -181,6 +239,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 				case <-ctx.Done():
 					return
 				case <-d.wake:
+					woken = true
 				case <-coalesce.C:
 				}
 				coalesce.Stop()
@@ -189,52 +248,77 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 		}
 		coalesceUntil = time.Time{}
 		now := d.clock.Now()
-		if free > 0 {
-			// Not ctx: a claim cut short by Close may still have leased
-			// deliveries (a store cannot always tell), which would then sit
-			// leased until their lease ends. A claim that completes hands
-			// its deliveries to workers, which attempt or release them.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			ds, err := d.store.Claim(cctx, ClaimRequest{
+		if free > 0 && !drained {
+			req := ClaimRequest{
 				Now:         now,
 				Limit:       free,
 				Owner:       d.owner,
 				Lease:       d.cfg.Lease,
-				PerEndpoint: d.cfg.PerEndpoint,
+				PerEndpoint: d.cfg.PerEndpoint - reserved, // ≥ 1, checked above
 				InFlight:    inFlight,
 				Caps:        d.flow.caps(inFlight, now),
-			})
-			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				errWait = min(max(2*errWait, 10*time.Millisecond), d.cfg.PollInterval)
-				d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: claim failed, will retry",
-					slog.String("error", err.Error()), slog.Duration("retry_in", errWait))
-				if !sleepCtx(ctx, errWait) {
-					return
-				}
-				continue
 			}
-			errWait = 0
-			for _, dl := range ds {
-				blind := !d.flow.known(dl.EndpointID)
-				if !d.flow.admit(dl.EndpointID, inFlight[dl.EndpointID], now) {
-					// Claimed before its endpoint's limits were known here:
-					// back to the queue, with no attempt spent.
-					d.releaseLease(dl)
-					continue
-				}
-				inFlight[dl.EndpointID]++
-				d.acquire(dl.EndpointID)
-				jobs <- job{dl: dl, blind: blind}
+			for id, c := range req.Caps {
+				req.Caps[id] = max(0, c-reserved)
 			}
-			if len(ds) == free {
-				continue // there may be more due work
-			}
+			inflight++
+			reserved += free
+			woken = false
+			go func() {
+				// Not ctx: a claim cut short by Close may still have leased
+				// deliveries (a store cannot always tell), which would then
+				// sit leased until their lease ends.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				ds, err := d.store.Claim(cctx, req)
+				cancel()
+				results <- claimResult{n: req.Limit, ds: ds, err: err, now: now}
+			}()
+			continue
 		}
 		d.sleep(ctx, free > 0, now)
+		drained = false
+	}
+}
+
+// maxClaims is how many claims the scheduler keeps in flight at once.
+const maxClaims = 2
+
+// claimResult is what one of the scheduler's claims returned; n is the
+// workers it asked for.
+type claimResult struct {
+	n   int
+	ds  []*Delivery
+	err error
+	now time.Time
+}
+
+// claimFailed logs a failed claim and waits before the next one; it
+// reports false when ctx ended meanwhile.
+func (d *Dispatcher) claimFailed(ctx context.Context, err error, errWait *time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	*errWait = min(max(2**errWait, 10*time.Millisecond), d.cfg.PollInterval)
+	d.log.LogAttrs(ctx, slog.LevelWarn, "convoy: claim failed, will retry",
+		slog.String("error", err.Error()), slog.Duration("retry_in", *errWait))
+	return sleepCtx(ctx, *errWait)
+}
+
+// handOut gives a claim's deliveries to workers.
+func (d *Dispatcher) handOut(r claimResult, jobs chan<- job) {
+	for _, dl := range r.ds {
+		blind := !d.flow.known(dl.EndpointID)
+		d.mu.Lock()
+		n := d.inFlight[dl.EndpointID]
+		d.mu.Unlock()
+		if !d.flow.admit(dl.EndpointID, n, r.now) {
+			// Claimed before its endpoint's limits were known here:
+			// back to the queue, with no attempt spent.
+			d.releaseLease(dl)
+			continue
+		}
+		d.acquire(dl.EndpointID)
+		jobs <- job{dl: dl, blind: blind}
 	}
 }
 

@@ -329,3 +329,74 @@ func TestStatusHooksAreNeverDropped(t *testing.T) {
 	}
 	once.Do(func() { close(release) })
 }
+
+// gatedClaims is a store whose Claims, once armed, wait for open and
+// record what they were asked.
+type gatedClaims struct {
+	convoy.Store
+	armed atomic.Bool
+	open  chan struct{}
+	mu    sync.Mutex
+	reqs  []convoy.ClaimRequest
+}
+
+func (s *gatedClaims) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	if s.armed.Load() {
+		s.mu.Lock()
+		s.reqs = append(s.reqs, req)
+		s.mu.Unlock()
+		<-s.open
+	}
+	return s.Store.Claim(ctx, req)
+}
+
+func (s *gatedClaims) requests() []convoy.ClaimRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]convoy.ClaimRequest(nil), s.reqs...)
+}
+
+// TestClaimsOverlapWithinTheirShare: workers that finish while a claim
+// waits for the store get a claim of their own at once, rather than after
+// the first lands, and that claim leaves room for whatever the first may
+// lease: together they never ask for more than Workers, nor let an
+// endpoint exceed PerEndpoint.
+func TestClaimsOverlapWithinTheirShare(t *testing.T) {
+	st := &gatedClaims{Store: memory.New(), open: make(chan struct{})}
+	hold := make(chan struct{})
+	rc := testutil.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n <= 4 {
+			<-hold
+		}
+	})
+	b := setup(t, st, func(c *convoy.Config) { c.Workers, c.PerEndpoint = 8, 8 })
+	var opened sync.Once
+	openClaims := func() { opened.Do(func() { close(st.open) }) }
+	t.Cleanup(openClaims) // before Close, which waits for a held claim
+	b.endpoint(t, rc.URL, nil)
+	send := func() {
+		_, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+	}
+	for range 4 {
+		send()
+	}
+	require.Eventually(t, func() bool { return rc.Count() == 4 }, 10*time.Second, time.Millisecond)
+
+	st.armed.Store(true)
+	send() // wakes the scheduler: a claim for the 4 idle workers, held
+	require.Eventually(t, func() bool { return len(st.requests()) == 1 }, 10*time.Second, time.Millisecond)
+	var held sync.Once
+	t.Cleanup(func() { held.Do(func() { close(hold) }) })
+	held.Do(func() { close(hold) }) // 4 workers finish while that claim waits
+	require.Eventually(t, func() bool { return len(st.requests()) == 2 }, 10*time.Second, time.Millisecond,
+		"no second claim while the first is held")
+	first, second := st.requests()[0], st.requests()[1]
+	require.Equal(t, 4, first.Limit)
+	require.Equal(t, 8, first.PerEndpoint)
+	require.LessOrEqual(t, first.Limit+second.Limit, 8, "the claims ask for more workers than there are")
+	require.Equal(t, 8-first.Limit, second.PerEndpoint, "the second claim leaves no room for what the first leases")
+
+	openClaims()
+	require.Eventually(t, func() bool { return rc.Count() == 5 }, 10*time.Second, time.Millisecond)
+}
