@@ -90,12 +90,10 @@ type job struct {
 // recorder stores the results of attempts off the workers: a worker hands
 // its transition over and takes the next delivery while the store commits
 // (with bolt, an fsync shared by the whole batch). The delivery keeps its
-// lease until the record lands, so nothing can claim it meanwhile. Workers
-// recording goroutines take records from a queue of Workers; past that,
-// workers wait too.
+// lease until the record lands, so nothing can claim it meanwhile. A
+// fixed pool of Workers goroutines takes records from a queue that holds
+// Workers more; past that, workers wait too.
 type recorder struct {
-	d     *Dispatcher
-	hooks *hookRunner
 	queue chan recordJob
 	wg    sync.WaitGroup
 }
@@ -110,7 +108,7 @@ type recordJob struct {
 // startRecorder starts the recording goroutines; close stops them once
 // the queue is empty.
 func (d *Dispatcher) startRecorder(ctx context.Context, hooks *hookRunner) *recorder {
-	r := &recorder{d: d, hooks: hooks, queue: make(chan recordJob, d.cfg.Workers)}
+	r := &recorder{queue: make(chan recordJob, d.cfg.Workers)}
 	// Records outlive ctx by recordGrace: one that lands spares the
 	// delivery a second attempt once its lease expires, and a store that
 	// hangs cannot hold Close for longer.
@@ -139,6 +137,9 @@ func (d *Dispatcher) startRecorder(ctx context.Context, hooks *hookRunner) *reco
 // recordGrace is how long records still in flight may take once Close
 // has given up waiting.
 const recordGrace = 30 * time.Second
+
+// recordCallTimeout bounds one Record call of the recorder.
+const recordCallTimeout = 30 * time.Second
 
 func (r *recorder) record(dl *Delivery, ep *Endpoint, t Transition) {
 	r.queue <- recordJob{dl, ep, t}
@@ -627,9 +628,11 @@ func (d *Dispatcher) load(ctx context.Context, j job) (*Endpoint, *App, *Event, 
 // dispatcher is aborted; if it never lands, the lease expires and the
 // delivery is attempted again (at least once, never lost).
 //
-// ctx ends when Close gives up waiting, and stops the retries; rctx, which
-// never ends, is what the store is called with, so that a record already
-// on its way is not cut short.
+// ctx ends when Close gives up waiting, and stops the retries; the store
+// is called with rctx, which ends recordGrace later, so that a record
+// already on its way is not cut short. Each call is also bounded by
+// recordCallTimeout, so that a store call that hangs (a network store's
+// dead connection) is retried rather than holding its goroutine.
 func (d *Dispatcher) record(ctx, rctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
 	wait := 10 * time.Millisecond
 	st := stored(t)
@@ -641,7 +644,9 @@ func (d *Dispatcher) record(ctx, rctx context.Context, hooks *hookRunner, dl *De
 		}
 	}()
 	for {
-		res, err := d.store.Record(rctx, st)
+		cctx, cancel := context.WithTimeout(rctx, recordCallTimeout)
+		res, err := d.store.Record(cctx, st)
+		cancel()
 		if err == nil {
 			// The delivery's next due time changed (a retry, or nothing):
 			// the scheduler may be sleeping until its old lease expiry.
@@ -695,17 +700,23 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 		if a.Success() {
 			level = slog.LevelDebug
 		}
-		if !d.log.Enabled(ctx, level) {
-			// No attributes built for a record nobody reads.
-		} else if a.Success() {
-			d.log.LogAttrs(ctx, level, "convoy: attempt succeeded", attemptAttrs(dl, a, t)...)
-		} else {
-			attrs := attemptAttrs(dl, a, t)
-			attrs = append(attrs, slog.String("error", a.Error))
-			if t.Status == DeliveryRetry {
-				attrs = append(attrs, slog.Time("next_attempt_at", t.NextAttemptAt))
+		// No attributes are built for a record nobody reads.
+		if d.log.Enabled(ctx, level) {
+			attrs := []slog.Attr{
+				slog.String("delivery_id", dl.ID), slog.String("event_id", dl.EventID),
+				slog.String("endpoint_id", dl.EndpointID), slog.Int("attempt", a.Number),
+				slog.Int("status_code", a.StatusCode), slog.Duration("duration", a.Duration),
+				slog.String("next", string(t.Status)),
 			}
-			d.log.LogAttrs(ctx, level, "convoy: attempt failed", attrs...)
+			msg := "convoy: attempt succeeded"
+			if !a.Success() {
+				msg = "convoy: attempt failed"
+				attrs = append(attrs, slog.String("error", a.Error))
+				if t.Status == DeliveryRetry {
+					attrs = append(attrs, slog.Time("next_attempt_at", t.NextAttemptAt))
+				}
+			}
+			d.log.LogAttrs(ctx, level, msg, attrs...)
 		}
 	}
 	abandoned := t.Attempt == nil && t.Status == DeliveryFailure
@@ -727,16 +738,6 @@ func (d *Dispatcher) afterRecord(ctx context.Context, hooks *hookRunner, dl *Del
 			EndpointID: ep.ID, AppID: ep.AppID, From: res.EndpointBefore, To: res.EndpointAfter,
 			Reason: reason, At: t.Now,
 		})
-	}
-}
-
-// attemptAttrs are the log attributes of a recorded attempt.
-func attemptAttrs(dl *Delivery, a *Attempt, t Transition) []slog.Attr {
-	return []slog.Attr{
-		slog.String("delivery_id", dl.ID), slog.String("event_id", dl.EventID),
-		slog.String("endpoint_id", dl.EndpointID), slog.Int("attempt", a.Number),
-		slog.Int("status_code", a.StatusCode), slog.Duration("duration", a.Duration),
-		slog.String("next", string(t.Status)),
 	}
 }
 

@@ -112,7 +112,8 @@ func (ev *Event) Clone() *Event {
 type SendResult struct {
 	// Event is the event as stored: the new one, or, for a Duplicate, the
 	// first event sent with the same idempotency key. A new event's Data
-	// is the slice passed to Send, not a copy.
+	// may be the slice passed to Send rather than a copy (it is with the
+	// memory and bolt stores).
 	Event *Event
 	// Deliveries are the event's deliveries, one per endpoint whose filter
 	// accepted it: Scheduled, or Processing when an idle worker took it at
