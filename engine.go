@@ -173,13 +173,17 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	// drained: the last claim found less than it asked for and nothing
 	// woke the scheduler since it started, so claiming again now would
 	// find nothing either.
+	// drainedAt is the time that claim looked at: the sleep that follows
+	// counts from it, so that work coming due since then (a clock moved
+	// meanwhile) is claimed at once.
 	drained, woken := false, false
+	var drainedAt time.Time
 	handle := func(r claimResult) {
 		inflight--
 		reserved -= r.n
 		d.handOut(r, jobs)
 		if r.err == nil && len(r.ds) < r.n && !woken {
-			drained = true
+			drained, drainedAt = true, r.now
 		}
 	}
 	defer func() {
@@ -276,7 +280,11 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			}()
 			continue
 		}
-		d.sleep(ctx, free > 0, now)
+		since := now
+		if drained {
+			since = drainedAt
+		}
+		d.sleep(ctx, free > 0, since)
 		drained = false
 	}
 }
