@@ -61,23 +61,25 @@ type options struct {
 // run serves the demo until ctx ends.
 func run(ctx context.Context, out io.Writer, o options) error {
 	start := time.Now()
-	healthy := receiver(func(int64) int { return http.StatusOK })
+	healthy := receiver(func(*http.Request) int { return http.StatusOK })
 	defer healthy.Close()
-	flaky := receiver(func(n int64) int {
-		if rand.IntN(4) == 0 {
+	// The flaky endpoint fails a quarter of first attempts, never a retry:
+	// it stays active however long the demo runs.
+	flaky := receiver(func(r *http.Request) int {
+		if r.Header.Get(convoy.HeaderAttempt) == "1" && rand.IntN(4) == 0 {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusAccepted
 	})
 	defer flaky.Close()
-	dying := receiver(func(int64) int {
+	dying := receiver(func(*http.Request) int {
 		if time.Since(start) < o.dieAfter {
 			return http.StatusOK
 		}
 		return http.StatusBadGateway
 	})
 	defer dying.Close()
-	dead := receiver(func(int64) int { return http.StatusOK })
+	dead := receiver(func(*http.Request) int { return http.StatusOK })
 	dead.Close() // connections are refused from the start
 
 	store := memory.New()
@@ -168,12 +170,11 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	return nil
 }
 
-// receiver is a customer's endpoint answering status(n) to its n-th request.
-func receiver(status func(n int64) int) *httptest.Server {
-	var n atomic.Int64
+// receiver is a customer's endpoint answering status(r) to request r.
+func receiver(status func(*http.Request) int) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		code := status(n.Add(1))
+		code := status(r)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"received":%t}`, code < 300)
