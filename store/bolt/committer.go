@@ -129,8 +129,18 @@ func (w *wtx) flushCounts() error {
 	return nil
 }
 
+// present is the value of index entries, whose keys say everything.
+// It is empty but not nil: bbolt's Get reports a key put with a nil value
+// as missing until the transaction commits, so an operation later in the
+// same batch would take an index entry for absent and leave it behind.
+var present = []byte{}
+
+// put stores v under k in bucket; a nil v is stored as present.
 func (w *wtx) put(bucket, k, v []byte) error {
 	w.dirty = true
+	if v == nil {
+		v = present
+	}
 	if err := w.Bucket(bucket).Put(k, v); err != nil {
 		return fmt.Errorf("convoy: bolt: put in %s: %w", bucket, err)
 	}

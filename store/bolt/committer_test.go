@@ -305,3 +305,88 @@ func TestBatchRecordsShareEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, convoy.DeliveryProcessing, d.Status, "the failed record changed nothing")
 }
+
+// TestBatchClaimTakesWhatItParked runs two Claims in one batch: the first
+// finds the endpoint full and parks its due entries, the second has room
+// and takes one of them. The entry leaves the parked list with its claim:
+// bbolt reports a key put with a nil value in the same transaction as
+// missing, so an index entry written that way would stay behind, and the
+// next Claim would find it out of step with its leased delivery.
+func TestBatchClaimTakesWhatItParked(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	app := storetest.NewApp()
+	require.NoError(t, s.CreateApp(ctx, app))
+	ep := storetest.NewEndpoint(app.ID)
+	require.NoError(t, s.CreateEndpoint(ctx, ep))
+	ev := storetest.NewEvent(app.ID, now)
+	ds := make([]*convoy.Delivery, 3)
+	for i := range ds {
+		ds[i] = storetest.NewDelivery(ev, ep.ID)
+		ds[i].NextAttemptAt = now.Add(time.Duration(i-5) * time.Second)
+	}
+	_, err := s.InsertEvent(ctx, ev, ds)
+	require.NoError(t, err)
+
+	claim := func(perEndpoint int) ([]*convoy.Delivery, error) {
+		return s.Claim(ctx, convoy.ClaimRequest{
+			Now: now, Limit: 10, Owner: "w", Lease: time.Minute,
+			PerEndpoint: perEndpoint, InFlight: map[string]int{ep.ID: 1},
+		})
+	}
+	release := holdCommitter(t, s)
+	var full, room []*convoy.Delivery
+	var errFull, errRoom error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); full, errFull = claim(1) }()
+	waitQueued(s, 1)
+	go func() { defer wg.Done(); room, errRoom = claim(2) }()
+	waitQueued(s, 2)
+	release()
+	wg.Wait()
+	require.NoError(t, errFull)
+	require.NoError(t, errRoom)
+	require.Empty(t, full, "the endpoint is full for the first claim")
+	require.Len(t, room, 1, "the second claim has room for one")
+	require.Equal(t, ds[0].ID, room[0].ID, "earliest first")
+	require.NoError(t, CheckIndexes(s))
+
+	// The parked entries left are the two not claimed, and a claim with
+	// room takes them, not the leased one again.
+	rest, err := claim(10)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{ds[1].ID, ds[2].ID}, []string{rest[0].ID, rest[1].ID})
+	require.NoError(t, CheckIndexes(s))
+}
+
+// TestBatchInsertForNewEndpoint sends to an endpoint created in the same
+// batch: the event gets its delivery, not an error saying the endpoint
+// belongs to another app.
+func TestBatchInsertForNewEndpoint(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	app := storetest.NewApp()
+	require.NoError(t, s.CreateApp(ctx, app))
+	ep := storetest.NewEndpoint(app.ID)
+	ev := storetest.NewEvent(app.ID, now)
+	d := storetest.NewDelivery(ev, ep.ID)
+
+	release := holdCommitter(t, s)
+	var errCreate, errInsert error
+	var res convoy.InsertResult
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); errCreate = s.CreateEndpoint(ctx, ep) }()
+	waitQueued(s, 1)
+	go func() { defer wg.Done(); res, errInsert = s.InsertEvent(ctx, ev, []*convoy.Delivery{d}) }()
+	waitQueued(s, 2)
+	release()
+	wg.Wait()
+	require.NoError(t, errCreate)
+	require.NoError(t, errInsert)
+	require.Len(t, res.Deliveries, 1)
+	require.NoError(t, CheckIndexes(s))
+}

@@ -130,7 +130,7 @@ func migrateV1(db *bbolt.DB) error {
 				if !slices.ContainsFunc(v2Indexes, func(b []byte) bool { return bytes.Equal(b, ik.bucket) }) {
 					continue // kept from schema 1
 				}
-				if err := tx.Bucket(ik.bucket).Put(ik.key, nil); err != nil {
+				if err := tx.Bucket(ik.bucket).Put(ik.key, present); err != nil {
 					return err
 				}
 			}
@@ -141,7 +141,7 @@ func migrateV1(db *bbolt.DB) error {
 			if err != nil {
 				return err
 			}
-			return tx.Bucket(bucketAppDeliveries).Put(appDeliveryKey(d.AppID, d.Status, d.ID), nil)
+			return tx.Bucket(bucketAppDeliveries).Put(appDeliveryKey(d.AppID, d.Status, d.ID), present)
 		}},
 	}
 	for _, step := range steps {
