@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/convoykit/convoy"
@@ -177,11 +178,22 @@ func TestSoak(t *testing.T) {
 			require.NoError(t, d2.Start(ctx))
 			t.Cleanup(func() { _ = d2.Close(ctx) })
 			send(d2, events/2, events)
-			require.Eventually(t, func() bool {
+			var pending []*convoy.Delivery
+			if !assert.Eventually(t, func() bool {
 				f, err := tally.Walk(ctx, st, convoy.DeliveryScheduled, convoy.DeliveryProcessing, convoy.DeliveryRetry)
 				require.NoError(t, err)
-				return len(f.Deliveries) == 0
-			}, 120*time.Second, 50*time.Millisecond, "deliveries left pending")
+				pending = f.Deliveries
+				return len(pending) == 0
+			}, 120*time.Second, 50*time.Millisecond, "deliveries left pending") {
+				next, ok, err := st.NextDue(ctx)
+				t.Logf("%d pending; store's next due %v (%t, %v); now %v", len(pending), next, ok, err, time.Now())
+				for _, dl := range pending[:min(len(pending), 10)] {
+					t.Logf("  %s %s endpoint %s attempts %d/%d claims %d next %v lease %q until %v",
+						dl.ID, dl.Status, dl.EndpointID, dl.Attempts, dl.RoundAttempts, dl.Claims,
+						dl.NextAttemptAt, dl.LeaseOwner, dl.LeaseExpiresAt)
+				}
+				t.FailNow()
+			}
 			require.NoError(t, d2.Close(ctx))
 
 			f, err := tally.Walk(ctx, st)
