@@ -274,9 +274,15 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 				// deliveries (a store cannot always tell), which would then
 				// sit leased until their lease ends.
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				ds, err := d.store.Claim(cctx, req)
+				var r claimResult
+				if ec, ok := d.store.(EventClaimer); ok {
+					r.ds, r.evs, r.err = ec.ClaimEvents(cctx, req)
+				} else {
+					r.ds, r.err = d.store.Claim(cctx, req)
+				}
 				cancel()
-				results <- claimResult{n: req.Limit, ds: ds, err: err, now: now}
+				r.n, r.now = req.Limit, now
+				results <- r
 			}()
 			continue
 		}
@@ -293,10 +299,12 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 const maxClaims = 2
 
 // claimResult is what one of the scheduler's claims returned; n is the
-// workers it asked for.
+// workers it asked for. evs, from an EventClaimer, holds the event of
+// each delivery (nil where the worker reads it itself).
 type claimResult struct {
 	n   int
 	ds  []*Delivery
+	evs []*Event
 	err error
 	now time.Time
 }
@@ -315,7 +323,7 @@ func (d *Dispatcher) claimFailed(ctx context.Context, err error, errWait *time.D
 
 // handOut gives a claim's deliveries to workers.
 func (d *Dispatcher) handOut(r claimResult, jobs chan<- job) {
-	for _, dl := range r.ds {
+	for i, dl := range r.ds {
 		blind := !d.flow.known(dl.EndpointID)
 		d.mu.Lock()
 		n := d.inFlight[dl.EndpointID]
@@ -327,7 +335,11 @@ func (d *Dispatcher) handOut(r claimResult, jobs chan<- job) {
 			continue
 		}
 		d.acquire(dl.EndpointID)
-		jobs <- job{dl: dl, blind: blind}
+		var ev *Event
+		if i < len(r.evs) {
+			ev = r.evs[i]
+		}
+		jobs <- job{dl: dl, ev: ev, blind: blind}
 	}
 }
 

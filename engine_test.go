@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -399,4 +400,69 @@ func TestClaimsOverlapWithinTheirShare(t *testing.T) {
 
 	openClaims()
 	require.Eventually(t, func() bool { return rc.Count() == 5 }, 10*time.Second, time.Millisecond)
+}
+
+// eventReadingStore hides every capability of the store it wraps, so that
+// the scheduler claims every delivery, and counts the events workers read
+// back with GetEvent.
+type eventReadingStore struct {
+	convoy.Store
+	eventReads atomic.Int64
+}
+
+func (s *eventReadingStore) GetEvent(ctx context.Context, id string) (*convoy.Event, error) {
+	s.eventReads.Add(1)
+	return s.Store.GetEvent(ctx, id)
+}
+
+// eventClaimingStore is eventReadingStore with the store's EventClaimer.
+type eventClaimingStore struct {
+	*eventReadingStore
+	ec          convoy.EventClaimer
+	claimEvents atomic.Int64
+}
+
+func (s *eventClaimingStore) ClaimEvents(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, []*convoy.Event, error) {
+	ds, evs, err := s.ec.ClaimEvents(ctx, req)
+	s.claimEvents.Add(int64(len(ds)))
+	return ds, evs, err
+}
+
+// TestClaimedDeliveriesCarryTheirEvents: with an EventClaimer, the
+// scheduler hands each claimed delivery to its worker with its event, and
+// no worker reads an event back; without one, every worker does.
+func TestClaimedDeliveriesCarryTheirEvents(t *testing.T) {
+	for _, sk := range storeKinds {
+		for _, withEvents := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/events=%t", sk.name, withEvents), func(t *testing.T) {
+				reads := &eventReadingStore{Store: sk.open(t)}
+				var st convoy.Store = reads
+				var claiming *eventClaimingStore
+				if withEvents {
+					claiming = &eventClaimingStore{eventReadingStore: reads, ec: reads.Store.(convoy.EventClaimer)}
+					st = claiming
+				}
+				b := setup(t, st, nil)
+				rc := testutil.NewReceiver(t, nil)
+				b.endpoint(t, rc.URL, nil)
+				const n = 20
+				var ids []string
+				for i := range n {
+					res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(strconv.Itoa(i))})
+					require.NoError(t, err)
+					ids = append(ids, res.Deliveries[0].ID)
+				}
+				for _, id := range ids {
+					b.waitStatus(t, id, convoy.DeliverySuccess)
+				}
+				require.Equal(t, n, rc.Count())
+				if withEvents {
+					require.Equal(t, int64(n), claiming.claimEvents.Load(), "every delivery claimed with its event")
+					require.Zero(t, reads.eventReads.Load(), "no event was read back")
+				} else {
+					require.Equal(t, int64(n), reads.eventReads.Load(), "each worker read its event")
+				}
+			})
+		}
+	}
 }

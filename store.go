@@ -434,6 +434,23 @@ type ClaimingInserter interface {
 	InsertEventClaim(ctx context.Context, ev *Event, deliveries []*Delivery, req ClaimRequest) (InsertResult, error)
 }
 
+// EventClaimer is a Store capability: Claim that also returns the event
+// of each delivery it leased, so that the worker need not read it back
+// with GetEvent, one store call per delivery fewer. The Dispatcher's
+// scheduler uses it when the store has it. store/memory, store/bolt and
+// store/postgres implement it; store/storetest checks every store that
+// does.
+type EventClaimer interface {
+	// ClaimEvents is Claim(req), returning besides the deliveries it
+	// leased events[i], the event of ds[i] (deliveries of one event may
+	// share one *Event, which is the caller's own, as GetEvent's is), or
+	// nil where the store did not read it: the event was deleted with its
+	// endpoint or app meanwhile, or reading it failed once the claim had
+	// committed. The caller reads a nil event with GetEvent. An error
+	// means nothing was claimed, as for Claim.
+	ClaimEvents(ctx context.Context, req ClaimRequest) (ds []*Delivery, events []*Event, err error)
+}
+
 // Waker is a Store capability for stores that several processes share:
 // they learn there of work that another process made due (a Send, a
 // re-send, a retry recorded or a claim released) and tell the

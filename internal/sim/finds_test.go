@@ -43,16 +43,31 @@ type forgetsExpired struct {
 
 func (s *forgetsExpired) Claim(ctx context.Context, r convoy.ClaimRequest) ([]*convoy.Delivery, error) {
 	ds, err := s.Store.Claim(ctx, r)
+	ds, _ = s.forget(ds, nil)
+	return ds, err
+}
+
+func (s *forgetsExpired) ClaimEvents(ctx context.Context, r convoy.ClaimRequest) ([]*convoy.Delivery, []*convoy.Event, error) {
+	ds, evs, err := s.Store.ClaimEvents(ctx, r)
+	ds, evs = s.forget(ds, evs)
+	return ds, evs, err
+}
+
+// forget drops the deliveries claimed before, and their events.
+func (s *forgetsExpired) forget(ds []*convoy.Delivery, evs []*convoy.Event) ([]*convoy.Delivery, []*convoy.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := ds[:0]
-	for _, d := range ds {
+	out, outEvs := ds[:0], evs[:0]
+	for i, d := range ds {
 		if !s.held[d.ID] {
 			out = append(out, d)
+			if evs != nil {
+				outEvs = append(outEvs, evs[i])
+			}
 		}
 		s.held[d.ID] = true
 	}
-	return out, err
+	return out, outEvs
 }
 
 func (s *forgetsExpired) ended(id string) {

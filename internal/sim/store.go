@@ -289,13 +289,34 @@ func (s *faultStore) ListAttempts(ctx context.Context, id string, page convoy.Pa
 }
 
 func (s *faultStore) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	ds, _, err := s.claim(ctx, req, func() ([]*convoy.Delivery, []*convoy.Event, error) {
+		ds, err := s.st.Claim(ctx, req)
+		return ds, nil, err
+	})
+	return ds, err
+}
+
+// ClaimEvents implements convoy.EventClaimer over a store that has it, and
+// over one that does not with no events (the workers read them).
+func (s *faultStore) ClaimEvents(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, []*convoy.Event, error) {
+	return s.claim(ctx, req, func() ([]*convoy.Delivery, []*convoy.Event, error) {
+		if ec, ok := s.st.(convoy.EventClaimer); ok {
+			return ec.ClaimEvents(ctx, req)
+		}
+		ds, err := s.st.Claim(ctx, req)
+		return ds, nil, err
+	})
+}
+
+// claim runs a Claim or ClaimEvents call, fn, under the world's faults.
+func (s *faultStore) claim(ctx context.Context, req convoy.ClaimRequest, fn func() ([]*convoy.Delivery, []*convoy.Event, error)) ([]*convoy.Delivery, []*convoy.Event, error) {
 	kind, stall, err := s.enter(ctx, "Claim", "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l := s.w.led
 	l.mu.Lock()
-	ds, err := s.st.Claim(ctx, req)
+	ds, evs, err := fn()
 	if err == nil {
 		l.claim(s.inc, req, ds, false)
 	}
@@ -308,9 +329,9 @@ func (s *faultStore) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*con
 			l.orphaned(ds)
 			l.mu.Unlock()
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return ds, nil
+	return ds, evs, nil
 }
 
 func (s *faultStore) Record(ctx context.Context, t convoy.Transition) (convoy.RecordResult, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -123,6 +124,42 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		return nil, err
 	}
 	return out, nil
+}
+
+// ClaimEvents implements [convoy.EventClaimer]: Claim, then one read-only
+// transaction for the claimed deliveries' events, one decoding per event,
+// instead of a GetEvent transaction per delivery. The events are read
+// once the claim has committed, outside the committer's batch, so they
+// add nothing to the batch's time.
+func (s *Store) ClaimEvents(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, []*convoy.Event, error) {
+	ds, err := s.Claim(ctx, req)
+	if err != nil || len(ds) == 0 {
+		return ds, nil, err
+	}
+	evs := make([]*convoy.Event, len(ds))
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
+		for i, d := range ds {
+			if i > 0 && ds[i-1].EventID == d.EventID {
+				evs[i] = evs[i-1] // a fan-out's deliveries come together
+				continue
+			}
+			ev, err := getEvent(tx, d.EventID)
+			if errors.Is(err, convoy.ErrNotFound) {
+				continue // deleted with its endpoint or app meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			evs[i] = ev
+		}
+		return nil
+	})
+	if err != nil {
+		// The deliveries are leased: hand them over without their events,
+		// which the caller then reads with GetEvent.
+		return ds, make([]*convoy.Event, len(ds)), nil
+	}
+	return ds, evs, nil
 }
 
 // duePick is an entry Claim chose: its due-index key (time + delivery ID,

@@ -16,15 +16,27 @@ import (
 // the due index whatever its backlog (see heap.go). req.Lease must be
 // positive.
 func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	ds, _, err := s.claim(ctx, req, false)
+	return ds, err
+}
+
+// ClaimEvents implements [convoy.EventClaimer]: Claim, with a copy of each
+// claimed delivery's event taken under the same lock, one per event.
+func (s *Store) ClaimEvents(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, []*convoy.Event, error) {
+	return s.claim(ctx, req, true)
+}
+
+// claim is Claim, and ClaimEvents with withEvents.
+func (s *Store) claim(ctx context.Context, req convoy.ClaimRequest, withEvents bool) ([]*convoy.Delivery, []*convoy.Event, error) {
 	if req.Lease <= 0 {
-		return nil, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: claim lease must be positive", convoy.ErrInvalid)
 	}
 	if err := s.lock(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.mu.Unlock()
 	if req.Limit <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 
 	var (
@@ -63,7 +75,18 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 	for i, dr := range claimed {
 		out[i] = dr.d.Clone()
 	}
-	return out, nil
+	if !withEvents {
+		return out, nil, nil
+	}
+	evs := make([]*convoy.Event, len(claimed))
+	for i, d := range out {
+		if i > 0 && out[i-1].EventID == d.EventID {
+			evs[i] = evs[i-1] // a fan-out's deliveries come together
+		} else if evr, ok := s.events[d.EventID]; ok {
+			evs[i] = evr.ev.Clone()
+		}
+	}
+	return out, evs, nil
 }
 
 // holds returns the delivery when leaseID is its current lease.

@@ -49,6 +49,49 @@ func scanDelivery(row pgx.Row) (*convoy.Delivery, error) {
 	return &d, nil
 }
 
+// scanDeliveryEvent scans a row of deliveryCols followed by eventCols
+// from a LEFT JOIN: the event is nil when its columns are NULL.
+func scanDeliveryEvent(row pgx.Row) (*convoy.Delivery, *convoy.Event, error) {
+	var (
+		d                                   convoy.Delivery
+		next, exp, updated                  *int64
+		created                             int64
+		evID, evApp, evType, evKey, evTrace *string
+		evData                              []byte
+		evCreated                           *int64
+	)
+	if err := row.Scan(&d.ID, &d.EventID, &d.AppID, &d.EndpointID, &d.EventType, &d.Status, &d.Attempts,
+		&d.RoundAttempts, &d.Claims, &next, &d.LeaseOwner, &d.LeaseID, &exp, &d.LastError, &created, &updated,
+		&evID, &evApp, &evType, &evData, &evKey, &evCreated, &evTrace); err != nil {
+		return nil, nil, err
+	}
+	d.NextAttemptAt, d.LeaseExpiresAt = fromNanos(next), fromNanos(exp)
+	d.CreatedAt, d.UpdatedAt = fromSortNanos(created), fromNanos(updated)
+	if evID == nil {
+		return &d, nil, nil // deleted meanwhile
+	}
+	ev := &convoy.Event{ID: *evID, AppID: *evApp, Type: *evType, Data: evData}
+	if evKey != nil {
+		ev.IdempotencyKey = *evKey
+	}
+	if evTrace != nil {
+		ev.TraceParent = *evTrace
+	}
+	if evCreated != nil {
+		ev.CreatedAt = fromSortNanos(*evCreated)
+	}
+	return &d, ev, nil
+}
+
+// qualify prefixes each column of the list cols with alias.
+func qualify(alias, cols string) string {
+	fields := strings.Split(cols, ",")
+	for i, f := range fields {
+		fields[i] = alias + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fields, ", ")
+}
+
 func collectDeliveries(rows pgx.Rows) ([]*convoy.Delivery, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*convoy.Delivery, error) { return scanDelivery(r) })
 }

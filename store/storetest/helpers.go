@@ -26,6 +26,9 @@ type env struct {
 	ctx context.Context
 	app *convoy.App
 	ep  *convoy.Endpoint
+	// claims counts claim calls: with an EventClaimer, every other one
+	// goes through ClaimEvents, so the whole suite covers both.
+	claims int
 }
 
 // setup returns an env whose store holds one app with one endpoint.
@@ -149,8 +152,18 @@ func (e *env) claim(req convoy.ClaimRequest) []*convoy.Delivery {
 	if req.Limit == 0 {
 		req.Limit = 1000
 	}
-	ds, err := e.s.Claim(e.ctx, req)
-	require.NoError(e.t, err)
+	var ds []*convoy.Delivery
+	var err error
+	e.claims++
+	if ec, ok := e.s.(convoy.EventClaimer); ok && e.claims%2 == 0 {
+		var evs []*convoy.Event
+		ds, evs, err = ec.ClaimEvents(e.ctx, req)
+		require.NoError(e.t, err)
+		e.checkClaimedEvents(ds, evs)
+	} else {
+		ds, err = e.s.Claim(e.ctx, req)
+		require.NoError(e.t, err)
+	}
 	for _, d := range ds {
 		require.Equal(e.t, convoy.DeliveryProcessing, d.Status)
 		require.Equal(e.t, req.Owner, d.LeaseOwner)
@@ -158,6 +171,39 @@ func (e *env) claim(req convoy.ClaimRequest) []*convoy.Delivery {
 		require.True(e.t, d.LeaseExpiresAt.Equal(req.Now.Add(req.Lease)), "LeaseExpiresAt %v, want %v", d.LeaseExpiresAt, req.Now.Add(req.Lease))
 	}
 	return ds
+}
+
+// checkClaimedEvents checks what ClaimEvents returned: the event of each
+// delivery, as GetEvent has it, and the caller's own.
+func (e *env) checkClaimedEvents(ds []*convoy.Delivery, evs []*convoy.Event) {
+	e.t.Helper()
+	require.Len(e.t, evs, len(ds), "one event per claimed delivery")
+	for i, d := range ds {
+		require.NotNil(e.t, evs[i], "event of delivery %s", d.ID)
+		stored, err := e.s.GetEvent(e.ctx, d.EventID)
+		require.NoError(e.t, err)
+		requireEqual(e.t, stored, evs[i], "event of delivery %s", d.ID)
+	}
+	// Changing what was returned changes nothing stored.
+	changed := make(map[*convoy.Event]bool)
+	for _, ev := range evs {
+		if changed[ev] {
+			continue // deliveries of one event may share it
+		}
+		changed[ev] = true
+		if len(ev.Data) > 0 {
+			ev.Data[0] ^= 0xff
+		}
+		ev.Type += "-changed"
+	}
+	for i, d := range ds {
+		stored, err := e.s.GetEvent(e.ctx, d.EventID)
+		require.NoError(e.t, err)
+		require.NotEqual(e.t, evs[i].Type, stored.Type, "ClaimEvents returned the store's own event")
+		if len(stored.Data) > 0 {
+			require.NotEqual(e.t, evs[i].Data[0], stored.Data[0], "ClaimEvents returned the store's own event data")
+		}
+	}
 }
 
 // claimOne claims at now and requires exactly one delivery.

@@ -118,6 +118,7 @@ func suite() []group {
 			{"Caps", testClaimCaps},
 			{"Concurrent", testClaimConcurrent},
 			{"InvalidInput", testClaimInvalid},
+			{"ClaimEvents", testClaimEvents},
 		}},
 		{"InsertClaim", []testCase{
 			{"Leases", testInsertClaimLeases},

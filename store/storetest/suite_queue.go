@@ -231,8 +231,40 @@ func testClaimInvalid(t *testing.T, s convoy.Store) {
 	for _, l := range []time.Duration{0, -time.Second} {
 		_, err := s.Claim(e.ctx, convoy.ClaimRequest{Now: t0, Limit: 10, Owner: "worker-1", Lease: l})
 		require.ErrorIs(t, err, convoy.ErrInvalid, "Lease %v", l)
+		if ec, ok := s.(convoy.EventClaimer); ok {
+			_, _, err := ec.ClaimEvents(e.ctx, convoy.ClaimRequest{Now: t0, Limit: 10, Owner: "worker-1", Lease: l})
+			require.ErrorIs(t, err, convoy.ErrInvalid, "ClaimEvents, Lease %v", l)
+		}
 	}
 	requireUnchanged(t, s, before)
+}
+
+// testClaimEvents checks ClaimEvents: one event per delivery, shared or
+// not by deliveries of one event, in the order of the deliveries; nothing
+// for Limit 0.
+func testClaimEvents(t *testing.T, s convoy.Store) {
+	ec, ok := s.(convoy.EventClaimer)
+	if !ok {
+		t.Skipf("%T does not implement convoy.EventClaimer", s)
+	}
+	e := setup(t, s)
+	other := e.newEndpoint(e.app.ID)
+	_, fan := e.send(t0, e.ep, other)
+	single := e.one(t0.Add(time.Second))
+	req := convoy.ClaimRequest{Now: t0.Add(time.Minute), Limit: 0, Owner: "worker-1", Lease: lease}
+	ds, evs, err := ec.ClaimEvents(e.ctx, req)
+	require.NoError(t, err)
+	require.Empty(t, ds, "Limit 0 claims nothing")
+	require.Empty(t, evs)
+
+	req.Limit = 10
+	ds, evs, err = ec.ClaimEvents(e.ctx, req)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{fan[0].ID, fan[1].ID, single.ID}, ids(ds))
+	for _, d := range ds {
+		requireEqual(t, d, e.get(d.ID), "delivery %s as stored", d.ID)
+	}
+	e.checkClaimedEvents(ds, evs)
 }
 
 // transition returns a transition of the claimed c to st with an attempt
