@@ -178,6 +178,7 @@ type Store struct {
 	wakers wakers    // subscribed with SubscribeWake
 
 	closedFlag atomic.Bool   // closed, for reads that do not take mu
+	repairs    atomic.Int64  // stale index entries Claim removed
 	wake       chan struct{} // a write was queued (capacity 1)
 	quit       chan struct{} // closed by Close
 	stopped    chan struct{} // closed when the committer returns

@@ -13,9 +13,12 @@ import (
 )
 
 // CheckIndexes verifies that every index of the store agrees with the
-// records: each test that opens a store runs it before closing it. A
-// closed store passes.
+// records, and that no Claim had to repair a stale entry: each test that
+// opens a store runs it before closing it. A closed store passes.
 func CheckIndexes(s *Store) error {
+	if n := s.repairs.Load(); n > 0 {
+		return fmt.Errorf("Claim repaired %d stale index entries", n)
+	}
 	err := s.view(context.Background(), func(tx *bbolt.Tx) error { return checkIndexes(tx) })
 	if errors.Is(err, convoy.ErrClosed) {
 		return nil

@@ -82,6 +82,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			enc    []byte
 		}
 		claims := make([]claim, 0, len(picks))
+		var stale []staleEntry
 		for _, p := range picks {
 			old, err := getDelivery(w.Tx, string(p.key[timeLen:]))
 			if err != nil {
@@ -90,7 +91,13 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			due, ok := old.DueAt()
 			if !ok || old.EndpointID != p.ep ||
 				!bytes.Equal(p.key, dueKey(due, old.ID)) && !bytes.Equal(p.key, gateOf(w.Bucket(bucketOrdered).Get([]byte(p.ep)))) {
-				return fmt.Errorf("convoy: bolt: due index out of step with delivery %s", old.ID)
+				if w.isOrdered(p.ep) || w.isOrdered(old.EndpointID) {
+					return fmt.Errorf("convoy: bolt: due index out of step with delivery %s", old.ID)
+				}
+				// An entry left behind by a bug of an earlier version:
+				// dropped below, rather than stopping every Claim here.
+				stale = append(stale, staleEntry{p, old})
+				continue
 			}
 			if due.After(req.Now) {
 				continue // only when both times are clamped in the key
@@ -110,6 +117,12 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			if err := park(w, p.ep, p.key); err != nil {
 				return err
 			}
+		}
+		for _, st := range stale {
+			if err := st.repair(w); err != nil {
+				return err
+			}
+			s.repairs.Add(1)
 		}
 		out = make([]*convoy.Delivery, 0, len(claims))
 		for _, cl := range claims {
@@ -160,6 +173,31 @@ func (s *Store) ClaimEvents(ctx context.Context, req convoy.ClaimRequest) ([]*co
 		return ds, make([]*convoy.Event, len(ds)), nil
 	}
 	return ds, evs, nil
+}
+
+// staleEntry is an entry of the due index or of the parked lists that
+// Claim found out of step with its delivery (old, as stored).
+type staleEntry struct {
+	p   duePick
+	old *convoy.Delivery
+}
+
+// repair removes the stale entry and, when the delivery is pending and
+// its own entry is missing, puts that in the due index, so that it is
+// claimed when due and nothing is lost.
+func (st staleEntry) repair(w *wtx) error {
+	if err := unschedule(w, st.p.ep, st.p.key); err != nil {
+		return err
+	}
+	due, ok := st.old.DueAt()
+	if !ok {
+		return nil
+	}
+	k := dueKey(due, st.old.ID)
+	if w.Bucket(bucketDue).Get(k) != nil || w.Bucket(bucketParked).Get(parkedKey(st.old.EndpointID, k)) != nil {
+		return nil
+	}
+	return w.put(bucketDue, k, []byte(st.old.EndpointID))
 }
 
 // duePick is an entry Claim chose: its due-index key (time + delivery ID,

@@ -173,3 +173,62 @@ func TestDeleteBeforeChangedMeanwhile(t *testing.T) {
 	require.Equal(t, 2, n, "event 0 is pending")
 	require.False(t, gone(evs[0]))
 }
+
+// TestClaimRepairsStaleEntries gives Claim two index entries out of step
+// with their deliveries, as a bug of an earlier version could leave them:
+// the scheduled entry of a delivery since leased, and an entry at the
+// wrong time for a Scheduled delivery whose own entry is missing. Claim
+// drops both instead of failing every call from then on, puts the missing
+// entry back, and loses nothing.
+func TestClaimRepairsStaleEntries(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	app := storetest.NewApp()
+	require.NoError(t, s.CreateApp(ctx, app))
+	ep := storetest.NewEndpoint(app.ID)
+	require.NoError(t, s.CreateEndpoint(ctx, ep))
+	ev := storetest.NewEvent(app.ID, now)
+	ds := make([]*convoy.Delivery, 3)
+	for i := range ds {
+		ds[i] = storetest.NewDelivery(ev, ep.ID)
+		ds[i].NextAttemptAt = now.Add(time.Duration(i-10) * time.Second)
+	}
+	_, err := s.InsertEvent(ctx, ev, ds)
+	require.NoError(t, err)
+	claim := func() []string {
+		t.Helper()
+		got, err := s.Claim(ctx, convoy.ClaimRequest{Now: now, Limit: 10, Owner: "w", Lease: time.Minute})
+		require.NoError(t, err)
+		var ids []string
+		for _, d := range got {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	leased, err := s.Claim(ctx, convoy.ClaimRequest{Now: now, Limit: 1, Owner: "w", Lease: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, leased, 1)
+	require.Equal(t, ds[0].ID, leased[0].ID)
+
+	require.NoError(t, s.db.Update(func(tx *bbolt.Tx) error {
+		due := tx.Bucket(bucketDue)
+		// The leased delivery's scheduled entry, back in the index.
+		if err := due.Put(dueKey(ds[0].NextAttemptAt, ds[0].ID), []byte(ep.ID)); err != nil {
+			return err
+		}
+		// ds[1]'s entry moved a minute earlier.
+		if err := due.Delete(dueKey(ds[1].NextAttemptAt, ds[1].ID)); err != nil {
+			return err
+		}
+		return due.Put(dueKey(ds[1].NextAttemptAt.Add(-time.Minute), ds[1].ID), []byte(ep.ID))
+	}))
+	require.Error(t, s.view(ctx, func(tx *bbolt.Tx) error { return checkIndexes(tx) }), "the index is out of step")
+
+	require.Equal(t, []string{ds[2].ID}, claim(), "the one entry in step is claimed")
+	require.Equal(t, int64(2), s.repairs.Load())
+	require.NoError(t, s.view(ctx, func(tx *bbolt.Tx) error { return checkIndexes(tx) }), "repaired")
+	require.Equal(t, []string{ds[1].ID}, claim(), "the delivery whose entry was wrong is claimed once it is put right")
+	require.Empty(t, claim())
+	s.repairs.Store(0) // counted above; CheckIndexes would report them
+}
