@@ -32,6 +32,11 @@ func BenchmarkClaim(b *testing.B) {
 	storetest.BenchmarkClaim(b, func(b *testing.B) convoy.Store { return newStore(b) })
 }
 
+// BenchmarkClaimEvents: see storetest.BenchmarkClaimEvents.
+func BenchmarkClaimEvents(b *testing.B) {
+	storetest.BenchmarkClaimEvents(b, func(b *testing.B) convoy.Store { return newStore(b) })
+}
+
 // BenchmarkClaimOrdered runs the shared claim benchmark beside an ordered
 // endpoint with 1,000 and 100,000 deliveries held back behind its head.
 func BenchmarkClaimOrdered(b *testing.B) {

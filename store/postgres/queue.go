@@ -51,9 +51,15 @@ func (s *Store) ClaimEvents(ctx context.Context, req convoy.ClaimRequest) ([]*co
 	if args == nil {
 		return nil, nil, err
 	}
+	// The LIMIT keeps the planner from flattening the subquery into a
+	// join: it would estimate the function's 1,000 rows (PostgreSQL's
+	// default for a set-returning function) and hash the whole events
+	// table, spilling to disk, instead of looking up each event by its
+	// key.
 	rows, err := s.pool.Query(ctx, s.q(`SELECT `+qualify("c", deliveryCols)+`, `+qualify("e", eventCols)+
 		` FROM {s}.claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) WITH ORDINALITY AS c
-		LEFT JOIN {s}.events e ON e.id = c.event_id ORDER BY c.ordinality`), args...)
+		LEFT JOIN LATERAL (SELECT `+eventCols+` FROM {s}.events WHERE id = c.event_id LIMIT 1) e ON true
+		ORDER BY c.ordinality`), args...)
 	if err != nil {
 		return nil, nil, s.wrap(err)
 	}

@@ -279,3 +279,75 @@ func fillOrdered(b *testing.B, s convoy.Store, queue int) error {
 	}
 	return insert(free, claimDue, epoch.Add(-time.Hour))
 }
+
+// BenchmarkClaimEvents compares the two ways a worker gets a claimed
+// delivery's event, on one store holding 100 due deliveries of 100
+// events: Claim then one GetEvent per delivery ("claim+get"), and
+// ClaimEvents ("claim-events"). Each op claims 10, has their events and
+// releases them; claim-ns/op is the time to have the deliveries and their
+// events, ratio the claim-events row's over the claim+get row's measured
+// in the same run. It is skipped for a store without EventClaimer.
+func BenchmarkClaimEvents(b *testing.B, newStore func(b *testing.B) convoy.Store) {
+	s := newStore(b)
+	ec, ok := s.(convoy.EventClaimer)
+	if !ok {
+		b.Skipf("%T does not implement convoy.EventClaimer", s)
+	}
+	ctx := b.Context()
+	app := NewApp()
+	if err := s.CreateApp(ctx, app); err != nil {
+		b.Fatal(err)
+	}
+	ep := NewEndpoint(app.ID)
+	if err := s.CreateEndpoint(ctx, ep); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100 {
+		ev := NewEvent(app.ID, epoch)
+		d := NewDelivery(ev, ep.ID)
+		d.NextAttemptAt = epoch.Add(-time.Hour + time.Duration(i)*time.Millisecond)
+		if _, err := s.InsertEvent(ctx, ev, []*convoy.Delivery{d}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := convoy.ClaimRequest{Now: epoch, Limit: claimBatch, Owner: "bench", Lease: time.Minute}
+	var baseline float64
+	for _, way := range []string{"claim+get", "claim-events"} {
+		b.Run(way, func(b *testing.B) {
+			var claiming time.Duration
+			for range b.N {
+				start := time.Now()
+				var ds []*convoy.Delivery
+				var err error
+				if way == "claim-events" {
+					ds, _, err = ec.ClaimEvents(ctx, req)
+				} else if ds, err = s.Claim(ctx, req); err == nil {
+					for _, d := range ds {
+						if _, err = s.GetEvent(ctx, d.EventID); err != nil {
+							break
+						}
+					}
+				}
+				claiming += time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(ds) != claimBatch {
+					b.Fatalf("claimed %d deliveries, want %d", len(ds), claimBatch)
+				}
+				for _, d := range ds {
+					if err := s.Release(ctx, d.ID, d.LeaseID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			ns := float64(claiming.Nanoseconds()) / float64(b.N)
+			b.ReportMetric(ns, "claim-ns/op")
+			if way == "claim+get" {
+				baseline = ns
+			} else if baseline > 0 {
+				b.ReportMetric(ns/baseline, "ratio")
+			}
+		})
+	}
+}
