@@ -73,8 +73,9 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 		return nil, nil
 	}
 	var out []*convoy.Delivery
+	var repaired int // stale entries dropped, counted once the claim commits
 	err := s.write(ctx, func(w *wtx) error {
-		out = nil
+		out, repaired = nil, 0
 		picks, parks := pickDue(w.Tx, req, maxSkip)
 
 		type claim struct {
@@ -122,8 +123,8 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 			if err := st.repair(w); err != nil {
 				return err
 			}
-			s.repairs.Add(1)
 		}
+		repaired = len(stale)
 		out = make([]*convoy.Delivery, 0, len(claims))
 		for _, cl := range claims {
 			if err := putDelivery(w, cl.old, cl.d, cl.enc); err != nil {
@@ -136,6 +137,7 @@ func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.D
 	if err != nil {
 		return nil, err
 	}
+	s.repairs.Add(int64(repaired))
 	return out, nil
 }
 
