@@ -446,8 +446,8 @@ type EventClaimer interface {
 	// share one *Event, which is the caller's own, as GetEvent's is), or
 	// nil where the store did not read it: the event was deleted with its
 	// endpoint or app meanwhile, or reading it failed once the claim had
-	// committed. The caller reads a nil event with GetEvent. An error
-	// means nothing was claimed, as for Claim.
+	// committed. The caller reads a nil event with GetEvent. It fails as
+	// Claim does.
 	ClaimEvents(ctx context.Context, req ClaimRequest) (ds []*Delivery, events []*Event, err error)
 }
 
