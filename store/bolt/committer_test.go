@@ -24,6 +24,26 @@ func openTest(t *testing.T) *Store {
 	return s
 }
 
+// dueDeliveries stores one app with one endpoint and an event with n
+// deliveries to it, the i-th due at at(i).
+func dueDeliveries(t *testing.T, s *Store, now time.Time, n int, at func(i int) time.Time) (*convoy.Endpoint, []*convoy.Delivery) {
+	t.Helper()
+	ctx := context.Background()
+	app := storetest.NewApp()
+	require.NoError(t, s.CreateApp(ctx, app))
+	ep := storetest.NewEndpoint(app.ID)
+	require.NoError(t, s.CreateEndpoint(ctx, ep))
+	ev := storetest.NewEvent(app.ID, now)
+	ds := make([]*convoy.Delivery, n)
+	for i := range ds {
+		ds[i] = storetest.NewDelivery(ev, ep.ID)
+		ds[i].NextAttemptAt = at(i)
+	}
+	_, err := s.InsertEvent(ctx, ev, ds)
+	require.NoError(t, err)
+	return ep, ds
+}
+
 // holdCommitter makes the committer run an operation that blocks until the
 // returned function is called, so that the operations queued meanwhile
 // share the next batch.
@@ -195,18 +215,7 @@ func TestBatchRecordsShareEndpoint(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
-	app := storetest.NewApp()
-	require.NoError(t, s.CreateApp(ctx, app))
-	ep := storetest.NewEndpoint(app.ID)
-	require.NoError(t, s.CreateEndpoint(ctx, ep))
-	ev := storetest.NewEvent(app.ID, now)
-	ds := make([]*convoy.Delivery, 5)
-	for i := range ds {
-		ds[i] = storetest.NewDelivery(ev, ep.ID)
-		ds[i].NextAttemptAt = now
-	}
-	_, err := s.InsertEvent(ctx, ev, ds)
-	require.NoError(t, err)
+	ep, ds := dueDeliveries(t, s, now, 5, func(int) time.Time { return now })
 	claimed, err := s.Claim(ctx, convoy.ClaimRequest{Now: now, Limit: len(ds), Owner: "w", Lease: time.Minute})
 	require.NoError(t, err)
 	require.Len(t, claimed, len(ds))
@@ -316,18 +325,7 @@ func TestBatchClaimTakesWhatItParked(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
-	app := storetest.NewApp()
-	require.NoError(t, s.CreateApp(ctx, app))
-	ep := storetest.NewEndpoint(app.ID)
-	require.NoError(t, s.CreateEndpoint(ctx, ep))
-	ev := storetest.NewEvent(app.ID, now)
-	ds := make([]*convoy.Delivery, 3)
-	for i := range ds {
-		ds[i] = storetest.NewDelivery(ev, ep.ID)
-		ds[i].NextAttemptAt = now.Add(time.Duration(i-5) * time.Second)
-	}
-	_, err := s.InsertEvent(ctx, ev, ds)
-	require.NoError(t, err)
+	ep, ds := dueDeliveries(t, s, now, 3, func(i int) time.Time { return now.Add(time.Duration(i-5) * time.Second) })
 
 	claim := func(perEndpoint int) ([]*convoy.Delivery, error) {
 		return s.Claim(ctx, convoy.ClaimRequest{

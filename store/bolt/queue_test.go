@@ -184,18 +184,7 @@ func TestClaimRepairsStaleEntries(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
-	app := storetest.NewApp()
-	require.NoError(t, s.CreateApp(ctx, app))
-	ep := storetest.NewEndpoint(app.ID)
-	require.NoError(t, s.CreateEndpoint(ctx, ep))
-	ev := storetest.NewEvent(app.ID, now)
-	ds := make([]*convoy.Delivery, 3)
-	for i := range ds {
-		ds[i] = storetest.NewDelivery(ev, ep.ID)
-		ds[i].NextAttemptAt = now.Add(time.Duration(i-10) * time.Second)
-	}
-	_, err := s.InsertEvent(ctx, ev, ds)
-	require.NoError(t, err)
+	ep, ds := dueDeliveries(t, s, now, 3, func(i int) time.Time { return now.Add(time.Duration(i-10) * time.Second) })
 	claim := func() []string {
 		t.Helper()
 		got, err := s.Claim(ctx, convoy.ClaimRequest{Now: now, Limit: 10, Owner: "w", Lease: time.Minute})
