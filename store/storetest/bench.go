@@ -112,10 +112,8 @@ func BenchmarkClaim(b *testing.B, newStore func(b *testing.B) convoy.Store) {
 				if len(ds) != claimBatch {
 					b.Fatalf("claimed %d deliveries, want %d", len(ds), claimBatch)
 				}
-				for _, d := range ds {
-					if err := s.Release(ctx, d.ID, d.LeaseID); err != nil {
-						b.Fatal(err)
-					}
+				if err := releaseAll(ctx, s, ds); err != nil {
+					b.Fatal(err)
 				}
 			}
 			b.StopTimer()
@@ -231,6 +229,11 @@ func claimRelease(ctx context.Context, s convoy.Store, req convoy.ClaimRequest, 
 	if len(ds) != req.Limit {
 		return fmt.Errorf("claimed %d deliveries, want %d", len(ds), req.Limit)
 	}
+	return releaseAll(ctx, s, ds)
+}
+
+// releaseAll releases the claimed deliveries ds.
+func releaseAll(ctx context.Context, s convoy.Store, ds []*convoy.Delivery) error {
 	for _, d := range ds {
 		if err := s.Release(ctx, d.ID, d.LeaseID); err != nil {
 			return err
@@ -335,10 +338,8 @@ func BenchmarkClaimEvents(b *testing.B, newStore func(b *testing.B) convoy.Store
 				if len(ds) != claimBatch {
 					b.Fatalf("claimed %d deliveries, want %d", len(ds), claimBatch)
 				}
-				for _, d := range ds {
-					if err := s.Release(ctx, d.ID, d.LeaseID); err != nil {
-						b.Fatal(err)
-					}
+				if err := releaseAll(ctx, s, ds); err != nil {
+					b.Fatal(err)
 				}
 			}
 			ns := float64(claiming.Nanoseconds()) / float64(b.N)
