@@ -449,7 +449,8 @@ type Dispatcher struct {
 	guard  *ssrf.Guard
 	owner  string
 
-	wake chan struct{} // buffered(1): work may be due
+	wake  chan struct{} // buffered(1): work may be due
+	freed chan struct{} // buffered(1): capacity may be free (see freedUp)
 
 	mu       sync.Mutex
 	started  bool
@@ -492,6 +493,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		guard:    ssrf.New(cfg.AllowNetworks),
 		owner:    NewID(),
 		wake:     make(chan struct{}, 1),
+		freed:    make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		inFlight: make(map[string]int),
 		ready:    make(chan job, cfg.Workers),
@@ -632,10 +634,23 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 // isClosed reports whether Close has been called.
 func (d *Dispatcher) isClosed() bool { return d.shut.Load() }
 
-// notify wakes the scheduler without blocking.
+// notify wakes the scheduler without blocking: work may be due.
 func (d *Dispatcher) notify() {
 	select {
 	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// freedUp tells the scheduler, without blocking, that capacity may be
+// free: a worker finished, or a record landed and its lease no longer
+// counts against its endpoint's cap. Unlike notify it says nothing new
+// is due, so a scheduler that knows nothing is due sleeps on: at light
+// load, where Send leases its own deliveries, finished attempts then
+// cost no claim that would find nothing.
+func (d *Dispatcher) freedUp() {
+	select {
+	case d.freed <- struct{}{}:
 	default:
 	}
 }

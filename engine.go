@@ -228,6 +228,11 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 				}
 			case <-d.wake:
 				woken, drained = true, false
+			case <-d.freed:
+				// More free workers, or room under an endpoint's cap that
+				// the claim in flight may have found full: what it finds
+				// does not show that nothing is left to claim.
+				woken, drained = true, false
 			}
 			continue
 		}
@@ -244,6 +249,8 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 				case <-ctx.Done():
 					return
 				case <-d.wake:
+					woken = true
+				case <-d.freed:
 					woken = true
 				case <-coalesce.C:
 				}
@@ -352,8 +359,15 @@ func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool, since time.Ti
 		// A rate token or the end of a cool-down may release due work.
 		wait = min(wait, next.Sub(since))
 	}
+	// freed matters only while something is due: with nothing due, a
+	// worker that finishes has nothing to take.
+	freed := d.freed
 	if haveCapacity {
-		if next, ok, err := d.store.NextDue(ctx); err == nil && ok {
+		next, ok, err := d.store.NextDue(ctx)
+		if err == nil && (!ok || next.After(since)) {
+			freed = nil
+		}
+		if err == nil && ok {
 			switch dt := next.Sub(since); {
 			case dt > 0:
 				wait = min(wait, dt)
@@ -378,6 +392,7 @@ func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool, since time.Ti
 	select {
 	case <-ctx.Done():
 	case <-d.wake:
+	case <-freed:
 	case <-t.C():
 	}
 }
@@ -417,7 +432,7 @@ func (d *Dispatcher) release(endpointID string) {
 		delete(d.inFlight, endpointID)
 	}
 	d.mu.Unlock()
-	d.notify()
+	d.freedUp()
 }
 
 // deliver runs one claimed delivery to its end: exactly one Record or
@@ -668,9 +683,15 @@ func (d *Dispatcher) record(ctx, rctx context.Context, hooks *hookRunner, dl *De
 		res, err := d.store.Record(cctx, st)
 		cancel()
 		if err == nil {
-			// The delivery's next due time changed (a retry, or nothing):
-			// the scheduler may be sleeping until its old lease expiry.
-			d.notify()
+			if t.Status == DeliveryRetry || ep.Ordered {
+				// Work came due, or will: a retry (the scheduler may be
+				// sleeping until the old lease expiry, later than it), or
+				// the next head of an ordered endpoint.
+				d.notify()
+			} else {
+				// The lease no longer counts against the endpoint's cap.
+				d.freedUp()
+			}
 			d.afterRecord(ctx, hooks, dl, ep, t, res)
 			return
 		}

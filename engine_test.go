@@ -466,3 +466,51 @@ func TestClaimedDeliveriesCarryTheirEvents(t *testing.T) {
 		}
 	}
 }
+
+// claimCountingStore counts the claims made of a store, keeping its
+// ClaimingInserter.
+type claimCountingStore struct {
+	convoy.Store
+	ci     convoy.ClaimingInserter
+	claims atomic.Int64
+}
+
+func (s *claimCountingStore) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	s.claims.Add(1)
+	return s.Store.Claim(ctx, req)
+}
+
+func (s *claimCountingStore) InsertEventClaim(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	return s.ci.InsertEventClaim(ctx, ev, ds, req)
+}
+
+// TestLightLoadCostsNoClaims: while workers are idle, each Send leases
+// its own delivery, and a finished attempt, with nothing else due, does
+// not make the scheduler claim: at light load, every claim would find
+// nothing, and on PostgreSQL it held the endpoint's lock that the next
+// Send needed to lease.
+func TestLightLoadCostsNoClaims(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			inner := sk.open(t)
+			st := &claimCountingStore{Store: inner, ci: inner.(convoy.ClaimingInserter)}
+			b := setup(t, st, nil)
+			rc := testutil.NewReceiver(t, nil)
+			b.endpoint(t, rc.URL, nil)
+			// Let the scheduler's first claim, at Start, find nothing and
+			// go to sleep.
+			require.Eventually(t, func() bool { return st.claims.Load() > 0 }, 10*time.Second, time.Millisecond)
+			require.NoError(t, b.clock.WaitForTimers(t.Context(), 1))
+			before := st.claims.Load()
+			const n = 20
+			for i := range n {
+				res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(strconv.Itoa(i))})
+				require.NoError(t, err)
+				require.Equal(t, convoy.DeliveryProcessing, res.Deliveries[0].Status, "leased by Send")
+				b.waitStatus(t, res.Deliveries[0].ID, convoy.DeliverySuccess)
+			}
+			require.Equal(t, n, rc.Count())
+			require.Zero(t, st.claims.Load()-before, "claims made for %d attempts with nothing else due", n)
+		})
+	}
+}
