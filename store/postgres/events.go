@@ -261,15 +261,16 @@ func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string
 // calls, in one transaction that leases what it may of their new
 // deliveries:
 //
-//  1. It reads the earliest due time of the store and, when
-//     ops ask for PerEndpoint, takes the advisory locks that Claim takes
-//     for the endpoints they would lease to, without waiting: an endpoint
-//     another claim holds gets no lease. It does the same for the ordered
-//     endpoints among them, whatever the caps.
-//  2. In a new statement, so that the claims committed by the former
-//     holders of those locks are seen, it counts the deliveries of those
-//     endpoints Processing under unexpired leases, by owner, and finds
-//     the ordered ones that have a delivery pending: they get no lease.
+//  1. When ops ask for PerEndpoint, it takes the advisory locks that
+//     Claim takes for the endpoints they would lease to, in ID order,
+//     waiting for a claim that holds one to commit (claims only try
+//     them, so they never wait for a Send). It does the same for the
+//     ordered endpoints among them, whatever the caps.
+//  2. In new statements, so that the claims committed by the former
+//     holders of those locks are seen, it reads the earliest due time of
+//     the store, counts the deliveries of those endpoints Processing
+//     under unexpired leases, by owner, and finds the ordered ones that
+//     have a delivery pending: they get no lease.
 //  3. It inserts the deliveries, leased ones Processing, with the others.
 //
 // The locks are held until the commit, so no claim of another process can
@@ -331,19 +332,30 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 		firstDue         *int64
 		locked, orderedE []string
 	)
-	slices.Sort(eps) // the same order in every process
+	slices.Sort(eps) // the same order in every process: no deadlock
+	// The locks are waited for, not tried: a claim holds one only for its
+	// own short transaction, and an endpoint skipped here would have its
+	// new delivery left for the scheduler to claim, which takes the lock
+	// again; at light load that became a loop of claims that kept every
+	// Send from leasing. Claims only try these locks, so a claim never
+	// waits for a Send, and Sends take them in one order.
 	err := tx.QueryRow(ctx, s.q(`
-		WITH o AS (SELECT id FROM {s}.endpoints WHERE id = ANY ($1::uuid[]) AND ordered)
-		SELECT (SELECT due_at FROM {s}.deliveries
-		         WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NOT NULL
-		         ORDER BY due_at LIMIT 1),
-		       coalesce(array(SELECT e FROM unnest($1::uuid[]) WITH ORDINALITY u(e, n)
-		                       WHERE ($3 OR e IN (SELECT id FROM o))
-		                         AND pg_try_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text))
-		                       ORDER BY n), '{}'),
-		       coalesce(array(SELECT id FROM o), '{}')`),
-		eps, s.opts.Schema, capped).Scan(&firstDue, &locked, &orderedE)
+		WITH o AS (SELECT id FROM {s}.endpoints WHERE id = ANY ($1::uuid[]) AND ordered),
+		     l AS (SELECT e, pg_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text)) AS x
+		             FROM unnest($1::uuid[]) WITH ORDINALITY u(e, n)
+		            WHERE ($3 OR e IN (SELECT id FROM o))
+		            ORDER BY n)
+		SELECT coalesce(array(SELECT e FROM l), '{}'), coalesce(array(SELECT id FROM o), '{}')`),
+		eps, s.opts.Schema, capped).Scan(&locked, &orderedE)
 	if err != nil {
+		return s.wrap(err)
+	}
+	// A new statement, so that what the locks' former holders committed
+	// is seen: the earliest due time of the store.
+	if err := tx.QueryRow(ctx, s.q(`
+		SELECT due_at FROM {s}.deliveries
+		 WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NOT NULL
+		 ORDER BY due_at LIMIT 1`)).Scan(&firstDue); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return s.wrap(err)
 	}
 	// busy holds the ordered endpoints that may not get a lease: not
@@ -435,7 +447,11 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 						others += n
 					}
 				}
-				if req.InFlight[d.EndpointID]+taken[d.EndpointID][req.Owner]+others >= limit {
+				// The caller's own leases planned earlier in the batch are
+				// not added: like its Processing deliveries, which Claim
+				// does not count either, they are in req.InFlight (a
+				// Dispatcher counts what it reserved for its other Sends).
+				if req.InFlight[d.EndpointID]+others >= limit {
 					continue
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/convoykit/convoy"
@@ -306,5 +307,77 @@ func TestInsertSkipsRemovedEndpoint(t *testing.T) {
 		require.True(t, o.Res.Inserted)
 		require.Len(t, o.Res.Deliveries, 1)
 		require.Equal(t, f.eps[0].ID, o.Res.Deliveries[0].EndpointID)
+	}
+}
+
+// TestInsertClaimBatchOfOneOwner: InsertEventClaim calls of one owner
+// that share a batch each lease their delivery when their InFlight counts
+// the others' (as a Dispatcher's reservations do), up to PerEndpoint and
+// no further. Counting the batch's earlier leases on top of InFlight left
+// most of a light load's Sends to the scheduler.
+func TestInsertClaimBatchOfOneOwner(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 1)
+	ep := f.eps[0].ID
+	owner := convoy.NewID()
+	var calls []postgres.TestInsert
+	for i := range 3 {
+		ev, ds := newEvent(f)
+		calls = append(calls, postgres.TestInsert{Ev: ev, Ds: ds, Claim: &convoy.ClaimRequest{
+			Now: t0, Limit: 1, Owner: owner, Lease: time.Minute, PerEndpoint: 2,
+			InFlight: map[string]int{ep: i}, // the reservations of the calls before
+		}})
+	}
+	out := postgres.InsertTogether(f.ctx, s, calls)
+	var statuses []convoy.DeliveryStatus
+	for _, o := range out {
+		require.NoError(t, o.Err)
+		require.Len(t, o.Res.Deliveries, 1)
+		statuses = append(statuses, o.Res.Deliveries[0].Status)
+	}
+	require.Equal(t, []convoy.DeliveryStatus{convoy.DeliveryProcessing, convoy.DeliveryProcessing, convoy.DeliveryScheduled}, statuses,
+		"the first two within PerEndpoint, the third over it")
+}
+
+// TestInsertClaimWaitsForAClaimsLock: a Send whose endpoint's advisory
+// lock a claim holds waits for it and leases once the claim commits,
+// rather than leaving its delivery for the scheduler. Skipping such
+// endpoints made a light load's Sends and claims take turns at the lock
+// and leave most deliveries to the claims.
+func TestInsertClaimWaitsForAClaimsLock(t *testing.T) {
+	schema := freshSchema(t)
+	s := newStore(t, &postgres.Options{Schema: schema})
+	f := setup(t, s, 1)
+	ep := f.eps[0].ID
+	pool := testPool(t)
+	holder, err := pool.Begin(f.ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(context.Background()) }()
+	// The lock a claim takes for the endpoint (see the claim function).
+	_, err = holder.Exec(f.ctx, `SELECT pg_advisory_xact_lock(hashtext('convoy.claim:' || $1), hashtext($2::uuid::text))`, schema, ep)
+	require.NoError(t, err)
+
+	ev, ds := newEvent(f)
+	done := make(chan convoy.InsertResult, 1)
+	go func() {
+		res, err := s.InsertEventClaim(f.ctx, ev, ds, convoy.ClaimRequest{
+			Now: t0, Limit: 1, Owner: convoy.NewID(), Lease: time.Minute, PerEndpoint: 4,
+		})
+		assert.NoError(t, err)
+		done <- res
+	}()
+	waiting := func() bool {
+		var n int
+		require.NoError(t, pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n))
+		return n > 0
+	}
+	require.Eventually(t, func() bool { return len(done) > 0 || waiting() }, 10*time.Second, 5*time.Millisecond)
+	require.Empty(t, done, "InsertEventClaim returned while the claim's lock was held")
+	require.NoError(t, holder.Commit(f.ctx))
+	select {
+	case res := <-done:
+		require.Equal(t, convoy.DeliveryProcessing, res.Deliveries[0].Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("InsertEventClaim still waiting after the lock was released")
 	}
 }

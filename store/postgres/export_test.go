@@ -39,10 +39,12 @@ func CommitTogether(ctx context.Context, s *Store, ops []TestOp) []TestOutcome {
 	return out
 }
 
-// TestInsert is one InsertEvent call for InsertTogether.
+// TestInsert is one InsertEvent call for InsertTogether, or an
+// InsertEventClaim call when Claim is set.
 type TestInsert struct {
-	Ev *convoy.Event
-	Ds []*convoy.Delivery
+	Ev    *convoy.Event
+	Ds    []*convoy.Delivery
+	Claim *convoy.ClaimRequest
 }
 
 // TestInserted is what InsertTogether did with one TestInsert.
@@ -51,12 +53,13 @@ type TestInserted struct {
 	Err error
 }
 
-// InsertTogether runs calls as one group commit of InsertEvent, in
+// InsertTogether runs calls as one group commit of InsertEvent (and
+// InsertEventClaim), in
 // order, as the committer does with calls that arrive together.
 func InsertTogether(ctx context.Context, s *Store, calls []TestInsert) []TestInserted {
 	batch := make([]*op, len(calls))
 	for i, c := range calls {
-		batch[i] = &op{ctx: ctx, kind: opInsert, ev: c.Ev, ds: c.Ds, done: make(chan struct{})}
+		batch[i] = &op{ctx: ctx, kind: opInsert, ev: c.Ev, ds: c.Ds, claim: c.Claim, done: make(chan struct{})}
 	}
 	s.runInserts(batch)
 	out := make([]TestInserted, len(calls))
