@@ -339,74 +339,73 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 	// again; at light load that became a loop of claims that kept every
 	// Send from leasing. Claims only try these locks, so a claim never
 	// waits for a Send, and Sends take them in one order.
-	err := tx.QueryRow(ctx, s.q(`
+	//
+	// The statements go in one round trip (a pipeline); each after the
+	// first runs in a new snapshot, so what the locks' former holders
+	// committed is seen: the earliest due time of the store, the ordered
+	// endpoints with a delivery pending, which get no lease, and the
+	// deliveries Processing under unexpired leases, by owner.
+	b := &pgx.Batch{}
+	b.Queue(s.q(`
 		WITH o AS (SELECT id FROM {s}.endpoints WHERE id = ANY ($1::uuid[]) AND ordered),
 		     l AS (SELECT e, pg_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text)) AS x
 		             FROM unnest($1::uuid[]) WITH ORDINALITY u(e, n)
 		            WHERE ($3 OR e IN (SELECT id FROM o))
 		            ORDER BY n)
 		SELECT coalesce(array(SELECT e FROM l), '{}'), coalesce(array(SELECT id FROM o), '{}')`),
-		eps, s.opts.Schema, capped).Scan(&locked, &orderedE)
-	if err != nil {
-		return s.wrap(err)
-	}
-	// A new statement, so that what the locks' former holders committed
-	// is seen: the earliest due time of the store.
-	if err := tx.QueryRow(ctx, s.q(`
+		eps, s.opts.Schema, capped).QueryRow(func(r pgx.Row) error { return r.Scan(&locked, &orderedE) })
+	b.Queue(s.q(`
 		SELECT due_at FROM {s}.deliveries
 		 WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NOT NULL
-		 ORDER BY due_at LIMIT 1`)).Scan(&firstDue); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return s.wrap(err)
-	}
-	// busy holds the ordered endpoints that may not get a lease: not
-	// locked, or with a delivery pending (read after the locks, so that
-	// what their former holders committed is seen).
-	busy := make(map[string]bool, len(orderedE))
-	for _, ep := range orderedE {
-		busy[ep] = !slices.Contains(locked, ep)
-	}
-	if lockedOrdered := slices.DeleteFunc(slices.Clone(orderedE), func(ep string) bool { return busy[ep] }); len(lockedOrdered) > 0 {
-		var pending []string
-		if err := tx.QueryRow(ctx, s.q(`
-			SELECT coalesce(array(SELECT e FROM unnest($1::uuid[]) e
-			                       WHERE EXISTS (SELECT 1 FROM {s}.deliveries
-			                                      WHERE endpoint_id = e AND status IN ('Scheduled', 'Retry', 'Processing'))), '{}')`),
-			lockedOrdered).Scan(&pending); err != nil {
-			return s.wrap(err)
+		 ORDER BY due_at LIMIT 1`)).QueryRow(func(r pgx.Row) error {
+		if err := r.Scan(&firstDue); !errors.Is(err, pgx.ErrNoRows) {
+			return err
 		}
-		for _, ep := range pending {
-			busy[ep] = true
-		}
-	}
+		return nil
+	})
+	var pending []string
+	b.Queue(s.q(`
+		SELECT coalesce(array(SELECT e.id FROM {s}.endpoints e
+		                       WHERE e.id = ANY ($1::uuid[]) AND e.ordered
+		                         AND EXISTS (SELECT 1 FROM {s}.deliveries
+		                                      WHERE endpoint_id = e.id AND status IN ('Scheduled', 'Retry', 'Processing'))), '{}')`),
+		eps).QueryRow(func(r pgx.Row) error { return r.Scan(&pending) })
 	// inFlight[endpoint][owner] counts Processing deliveries under
-	// unexpired leases.
+	// unexpired leases, of the endpoints locked (all of eps when capped).
 	inFlight := map[string]map[string]int{}
-	if capped && len(locked) > 0 {
-		rows, err := tx.Query(ctx, s.q(`
+	if capped {
+		b.Queue(s.q(`
 			SELECT endpoint_id, lease_owner, count(*) FROM {s}.deliveries
 			 WHERE endpoint_id = ANY ($1::uuid[]) AND status IN ('Scheduled', 'Retry', 'Processing')
 			   AND status = 'Processing' AND due_at > $2
-			 GROUP BY 1, 2`), locked, *minimum)
-		if err != nil {
-			return s.wrap(err)
-		}
-		for rows.Next() {
-			var (
-				ep, owner string
-				n         int
-			)
-			if err := rows.Scan(&ep, &owner, &n); err != nil {
-				rows.Close()
-				return s.wrap(err)
+			 GROUP BY 1, 2`), eps, *minimum).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					ep, owner string
+					n         int
+				)
+				if err := rows.Scan(&ep, &owner, &n); err != nil {
+					return err
+				}
+				if inFlight[ep] == nil {
+					inFlight[ep] = map[string]int{}
+				}
+				inFlight[ep][owner] = n
 			}
-			if inFlight[ep] == nil {
-				inFlight[ep] = map[string]int{}
-			}
-			inFlight[ep][owner] = n
-		}
-		if err := rows.Err(); err != nil {
-			return s.wrap(err)
-		}
+			return rows.Err()
+		})
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return s.wrap(err)
+	}
+	// busy holds the ordered endpoints that may not get a lease: those
+	// with a delivery pending (every ordered one is locked).
+	busy := make(map[string]bool, len(orderedE))
+	for _, ep := range orderedE {
+		busy[ep] = false
+	}
+	for _, ep := range pending {
+		busy[ep] = true
 	}
 	isLocked := make(map[string]bool, len(locked))
 	for _, ep := range locked {
