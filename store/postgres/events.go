@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/convoykit/convoy"
 )
@@ -248,7 +249,10 @@ func (s *Store) result(ctx context.Context, q querier, o *op, events, deliveries
 // pool), reading the first event of its idempotency key if that is taken.
 func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string) error {
 	if o.claim != nil {
-		return s.insertClaiming(ctx, []*op{o})
+		if err := s.insertClaiming(ctx, []*op{o}); err != nil {
+			return err
+		}
+		return o.err
 	}
 	events, deliveries, err := s.insertRows(ctx, q, []*op{o}, channel)
 	if err != nil {
@@ -275,30 +279,71 @@ func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string
 //
 // The locks are held until the commit, so no claim of another process can
 // count the endpoints' in-flight work in between.
+//
+// It takes two round trips: BEGIN goes in the pipeline of step 1 and
+// COMMIT in that of step 3. The outcome of each op (o.ins, or o.err for
+// one whose idempotency key was taken and whose first event cannot be
+// read) is set once the transaction committed; an error returned means
+// nothing was committed.
 func (s *Store) insertClaiming(ctx context.Context, ops []*op) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		if err := s.planLeases(ctx, tx, ops); err != nil {
-			return err
+	for _, o := range ops {
+		o.err = nil
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return s.wrap(err)
+	}
+	// A connection left inside the transaction (a failed ROLLBACK) is
+	// closed by Release, not reused.
+	defer conn.Release()
+	begun, err := s.planLeases(ctx, conn, ops)
+	if err != nil {
+		if begun {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
-		events, deliveries, err := s.insertRows(ctx, tx, ops, nil)
-		if err != nil {
-			if len(ops) == 1 {
-				return s.insertErr(err, ops[0].ev)
-			}
-			return err
+		return err
+	}
+	var events, deliveries map[string]bool
+	if !begun {
+		// Nothing to lease: one statement, its own transaction.
+		events, deliveries, err = s.insertRows(ctx, conn, ops, nil)
+	} else {
+		b := &pgx.Batch{}
+		var evIDs, dIDs []string
+		b.Queue(s.q(insertSQL), insertArgs(ops, nil)...).QueryRow(func(r pgx.Row) error { return r.Scan(&evIDs, &dIDs) })
+		b.Queue("COMMIT")
+		if err = conn.SendBatch(ctx, b).Close(); err != nil {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		} else {
+			events, deliveries = idSet(evIDs), idSet(dIDs)
 		}
-		for _, o := range ops {
-			if err := s.result(ctx, tx, o, events, deliveries); err != nil {
-				return err
-			}
+	}
+	if err != nil {
+		if len(ops) == 1 {
+			return s.insertErr(err, ops[0].ev)
 		}
-		return nil
-	})
+		return s.wrap(err)
+	}
+	for _, o := range ops {
+		o.err = s.result(ctx, conn, o, events, deliveries)
+	}
+	return nil
+}
+
+// idSet returns the IDs as a set.
+func idSet(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }
 
 // planLeases sets each op's ds to the deliveries to insert: as given, but
-// those of an InsertEventClaim that may be leased, which are leased.
-func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
+// those of an InsertEventClaim that may be leased, which are leased. When
+// there are endpoints to lock it begins a transaction on conn for them
+// (begun), which the caller ends.
+func (s *Store) planLeases(ctx context.Context, conn *pgxpool.Conn, ops []*op) (begun bool, err error) {
 	var (
 		eps     []string
 		seen    = map[string]bool{}
@@ -326,7 +371,7 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 		}
 	}
 	if len(eps) == 0 {
-		return nil
+		return false, nil
 	}
 	var (
 		firstDue         *int64
@@ -346,6 +391,7 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 	// endpoints with a delivery pending, which get no lease, and the
 	// deliveries Processing under unexpired leases, by owner.
 	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	b.Queue(s.q(`
 		WITH o AS (SELECT id FROM {s}.endpoints WHERE id = ANY ($1::uuid[]) AND ordered),
 		     l AS (SELECT e, pg_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text)) AS x
@@ -395,8 +441,8 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 			return rows.Err()
 		})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return s.wrap(err)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return true, s.wrap(err)
 	}
 	// busy holds the ordered endpoints that may not get a lease: those
 	// with a delivery pending (every ordered one is locked).
@@ -464,7 +510,7 @@ func (s *Store) planLeases(ctx context.Context, tx pgx.Tx, ops []*op) error {
 			left--
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // runInserts stores a batch of InsertEvent calls in one statement (one
@@ -505,7 +551,9 @@ func (s *Store) runInserts(ops []*op) {
 	if slices.ContainsFunc(live, func(o *op) bool { return o.claim != nil }) {
 		err := s.insertClaiming(ctx, live)
 		for _, o := range live {
-			if err != nil {
+			// Nothing committed: each on its own, so that only the refused
+			// fail. A repeated key whose first event went meanwhile: anew.
+			if err != nil || errors.Is(o.err, errGone) {
 				one(o)
 			}
 			close(o.done)

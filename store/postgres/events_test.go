@@ -381,3 +381,63 @@ func TestInsertClaimWaitsForAClaimsLock(t *testing.T) {
 		t.Fatal("InsertEventClaim still waiting after the lock was released")
 	}
 }
+
+// TestInsertClaimGroupCommit: InsertEventClaim calls committed together
+// each get their own outcome, leases included, the refused ones and a
+// repeated key as well, as if made one by one.
+func TestInsertClaimGroupCommit(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 2)
+	existing, ds := newEvent(f)
+	for _, d := range ds {
+		d.NextAttemptAt = t0.Add(time.Hour) // due later: no lease is held back
+	}
+	_, err := s.InsertEvent(f.ctx, existing, ds)
+	require.NoError(t, err)
+	owner := convoy.NewID()
+	claim := func() *convoy.ClaimRequest {
+		return &convoy.ClaimRequest{Now: t0, Limit: 2, Owner: owner, Lease: time.Minute}
+	}
+	for _, refusal := range []bool{false, true} {
+		key := map[bool]string{false: "order-1", true: "order-2"}[refusal]
+		a, aDs := newEvent(f)
+		a.IdempotencyKey = key
+		again, againDs := newEvent(f)
+		again.IdempotencyKey = key
+		b, bDs := newEvent(f)
+		calls := []postgres.TestInsert{{Ev: a, Ds: aDs, Claim: claim()}, {Ev: again, Ds: againDs, Claim: claim()}, {Ev: b, Ds: bDs, Claim: claim()}}
+		if refusal {
+			unknown := storetest.NewEvent(convoy.NewID(), t0)
+			dup, dupDs := newEvent(f)
+			dup.ID = existing.ID
+			for _, d := range dupDs {
+				d.EventID = dup.ID
+			}
+			calls = append(calls, postgres.TestInsert{Ev: unknown, Claim: claim()}, postgres.TestInsert{Ev: dup, Ds: dupDs, Claim: claim()})
+		}
+		out := postgres.InsertTogether(f.ctx, s, calls)
+		for _, i := range []int{0, 2} {
+			require.NoError(t, out[i].Err)
+			require.True(t, out[i].Res.Inserted)
+			require.Len(t, out[i].Res.Deliveries, 2)
+			for _, d := range out[i].Res.Deliveries {
+				require.Equal(t, convoy.DeliveryProcessing, d.Status)
+				require.Equal(t, owner, d.LeaseOwner)
+				require.Equal(t, d.Status, f.get(d.ID).Status, "leased as stored")
+			}
+		}
+		require.NoError(t, out[1].Err)
+		require.False(t, out[1].Res.Inserted, "the key was taken by the call before, in the same batch")
+		require.Equal(t, a.ID, out[1].Res.Event.ID)
+		require.Len(t, out[1].Res.Deliveries, 2)
+		if refusal {
+			require.ErrorIs(t, out[3].Err, convoy.ErrNotFound)
+			require.ErrorIs(t, out[4].Err, convoy.ErrDuplicate)
+		}
+		_, err := s.GetEvent(f.ctx, again.ID)
+		require.ErrorIs(t, err, convoy.ErrNotFound)
+	}
+	st, err := s.Stats(f.ctx, t0)
+	require.NoError(t, err)
+	require.Equal(t, map[convoy.DeliveryStatus]int{convoy.DeliveryScheduled: 2, convoy.DeliveryProcessing: 8}, st.Deliveries)
+}
