@@ -2,6 +2,7 @@ package convoy
 
 import (
 	"context"
+	"maps"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -206,7 +207,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			d.sleepRecordsFailing(ctx)
 			continue
 		}
-		free, inFlight := d.capacity()
+		free := d.freeWorkers()
 		// Workers that the claims in flight may fill are not free for
 		// another claim. They are not counted busy either: a Send may
 		// still lease for an idle worker meanwhile (workers then take
@@ -261,6 +262,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 		coalesceUntil = time.Time{}
 		now := d.clock.Now()
 		if free > 0 && !drained {
+			inFlight := d.inFlightNow()
 			req := ClaimRequest{
 				Now:         now,
 				Limit:       free,
@@ -408,14 +410,20 @@ func (d *Dispatcher) sleepRecordsFailing(ctx context.Context) {
 	}
 }
 
-func (d *Dispatcher) capacity() (free int, inFlight map[string]int) {
+// freeWorkers is how many workers are neither busy nor reserved by Send.
+func (d *Dispatcher) freeWorkers() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	inFlight = make(map[string]int, len(d.inFlight))
-	for k, v := range d.inFlight {
-		inFlight[k] = v
-	}
-	return d.cfg.Workers - d.busy, inFlight
+	return d.cfg.Workers - d.busy
+}
+
+// inFlightNow is a copy of the attempts running or reserved, by endpoint,
+// for a claim (taken only when one is made: the scheduler's other turns
+// need the free count alone).
+func (d *Dispatcher) inFlightNow() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.inFlight)
 }
 
 func (d *Dispatcher) acquire(endpointID string) {
