@@ -252,21 +252,8 @@ func TestInsertGroupCommit(t *testing.T) {
 
 	for _, refusal := range []bool{false, true} {
 		key := map[bool]string{false: "order-1", true: "order-2"}[refusal]
-		a, aDs := newEvent(f)
-		a.IdempotencyKey = key
-		again, againDs := newEvent(f)
-		again.IdempotencyKey = key
-		b, bDs := newEvent(f)
-		calls := []postgres.TestInsert{{Ev: a, Ds: aDs}, {Ev: again, Ds: againDs}, {Ev: b, Ds: bDs}}
-		if refusal {
-			unknown := storetest.NewEvent(convoy.NewID(), t0)
-			dup, dupDs := newEvent(f)
-			dup.ID = existing.ID
-			for _, d := range dupDs {
-				d.EventID = dup.ID
-			}
-			calls = append(calls, postgres.TestInsert{Ev: unknown}, postgres.TestInsert{Ev: dup, Ds: dupDs})
-		}
+		calls, a, again := groupCommitCalls(f, existing, key, refusal, nil)
+		b := calls[2].Ev
 		out := postgres.InsertTogether(f.ctx, s, calls)
 		require.NoError(t, out[0].Err)
 		require.True(t, out[0].Res.Inserted)
@@ -291,6 +278,35 @@ func TestInsertGroupCommit(t *testing.T) {
 	st, err := s.Stats(f.ctx, t0)
 	require.NoError(t, err)
 	require.Equal(t, map[convoy.DeliveryStatus]int{convoy.DeliveryScheduled: 10}, st.Deliveries)
+}
+
+// groupCommitCalls returns the calls of the group-commit tests: two with
+// one idempotency key, one more, and, with refusal, one for an unknown app
+// and one repeating existing's ID; claim, when set, makes each an
+// InsertEventClaim.
+func groupCommitCalls(f *fixture, existing *convoy.Event, key string, refusal bool, claim func() *convoy.ClaimRequest) (calls []postgres.TestInsert, a, again *convoy.Event) {
+	req := func() *convoy.ClaimRequest {
+		if claim == nil {
+			return nil
+		}
+		return claim()
+	}
+	a, aDs := newEvent(f)
+	a.IdempotencyKey = key
+	again, againDs := newEvent(f)
+	again.IdempotencyKey = key
+	b, bDs := newEvent(f)
+	calls = []postgres.TestInsert{{Ev: a, Ds: aDs, Claim: req()}, {Ev: again, Ds: againDs, Claim: req()}, {Ev: b, Ds: bDs, Claim: req()}}
+	if refusal {
+		unknown := storetest.NewEvent(convoy.NewID(), t0)
+		dup, dupDs := newEvent(f)
+		dup.ID = existing.ID
+		for _, d := range dupDs {
+			d.EventID = dup.ID
+		}
+		calls = append(calls, postgres.TestInsert{Ev: unknown, Claim: req()}, postgres.TestInsert{Ev: dup, Ds: dupDs, Claim: req()})
+	}
+	return calls, a, again
 }
 
 // TestInsertSkipsRemovedEndpoint: a delivery to an endpoint removed
@@ -400,21 +416,7 @@ func TestInsertClaimGroupCommit(t *testing.T) {
 	}
 	for _, refusal := range []bool{false, true} {
 		key := map[bool]string{false: "order-1", true: "order-2"}[refusal]
-		a, aDs := newEvent(f)
-		a.IdempotencyKey = key
-		again, againDs := newEvent(f)
-		again.IdempotencyKey = key
-		b, bDs := newEvent(f)
-		calls := []postgres.TestInsert{{Ev: a, Ds: aDs, Claim: claim()}, {Ev: again, Ds: againDs, Claim: claim()}, {Ev: b, Ds: bDs, Claim: claim()}}
-		if refusal {
-			unknown := storetest.NewEvent(convoy.NewID(), t0)
-			dup, dupDs := newEvent(f)
-			dup.ID = existing.ID
-			for _, d := range dupDs {
-				d.EventID = dup.ID
-			}
-			calls = append(calls, postgres.TestInsert{Ev: unknown, Claim: claim()}, postgres.TestInsert{Ev: dup, Ds: dupDs, Claim: claim()})
-		}
+		calls, a, again := groupCommitCalls(f, existing, key, refusal, claim)
 		out := postgres.InsertTogether(f.ctx, s, calls)
 		for _, i := range []int{0, 2} {
 			require.NoError(t, out[i].Err)
