@@ -608,12 +608,17 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.closed = true
 	d.shut.Store(true)
 	started := d.started
+	if started {
+		// Claiming stops with closed, under the same lock: a Send that
+		// sees closed gives its leases back, and no claim that ends from
+		// now on hands them (or anything) to a worker (see schedule).
+		d.stop()
+	}
 	d.mu.Unlock()
 	defer close(d.closing)
 	if !started {
 		return nil
 	}
-	d.stop()
 	var err error
 	select {
 	case <-d.done:

@@ -182,14 +182,22 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	handle := func(r claimResult) {
 		inflight--
 		reserved -= r.n
+		if ctx.Err() != nil {
+			// Close began while the claim was in flight: no new attempt
+			// starts, so what it leased goes back to the queue.
+			for _, dl := range r.ds {
+				d.releaseLease(dl)
+			}
+			return
+		}
 		d.handOut(r, jobs)
 		if r.err == nil && len(r.ds) < r.n && !woken {
 			drained, drainedAt = true, r.now
 		}
 	}
 	defer func() {
-		// Claims that complete hand their deliveries to workers, which
-		// attempt or release them: none stays leased for nothing.
+		// Claims that complete give their deliveries back: none stays
+		// leased for nothing.
 		for inflight > 0 {
 			handle(<-results)
 		}

@@ -514,3 +514,36 @@ func TestLightLoadCostsNoClaims(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseGivesBackWhatAClaimInFlightLeased: a claim that Close overtakes
+// gives its deliveries back to the queue, for the next dispatcher, instead
+// of starting their attempts while the dispatcher shuts down.
+func TestCloseGivesBackWhatAClaimInFlightLeased(t *testing.T) {
+	st := &gatedClaims{Store: memory.New(), open: make(chan struct{})}
+	b := setup(t, st, nil)
+	rc := testutil.NewReceiver(t, nil)
+	b.endpoint(t, rc.URL, nil)
+	st.armed.Store(true)
+	res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return len(st.reqs) > 0
+	}, 10*time.Second, time.Millisecond, "the scheduler's claim is held at the gate")
+
+	closed := make(chan error, 1)
+	go func() { closed <- b.d.Close(context.Background()) }()
+	require.Eventually(t, func() bool {
+		_, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		return errors.Is(err, convoy.ErrClosed)
+	}, 10*time.Second, time.Millisecond, "Close has begun")
+	close(st.open) // the claim leases the delivery now, after Close began
+	require.NoError(t, <-closed)
+
+	got, err := st.GetDelivery(context.Background(), res.Deliveries[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, convoy.DeliveryScheduled, got.Status, "given back for the next dispatcher")
+	require.Zero(t, got.Attempts)
+	require.Zero(t, rc.Count(), "no attempt started after Close began")
+}
