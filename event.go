@@ -217,9 +217,13 @@ func (d *Dispatcher) reserve(ds []*Delivery, now time.Time) *reservation {
 			continue
 		}
 		if r == nil {
-			r = &reservation{endpoint: make(map[string]int), inFlight: make(map[string]int, len(d.inFlight))}
-			for k, v := range d.inFlight {
-				r.inFlight[k] = v
+			// The store leases only this event's deliveries, so the
+			// in-flight counts of its endpoints are all it reads.
+			r = &reservation{endpoint: make(map[string]int, len(ds)), inFlight: make(map[string]int, len(ds))}
+			for _, x := range ds {
+				if n, ok := d.inFlight[x.EndpointID]; ok {
+					r.inFlight[x.EndpointID] = n
+				}
 			}
 		}
 		d.busy++
