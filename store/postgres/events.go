@@ -283,8 +283,9 @@ func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string
 // It takes two round trips: BEGIN goes in the pipeline of step 1 and
 // COMMIT in that of step 3. The outcome of each op (o.ins, or o.err for
 // one whose idempotency key was taken and whose first event cannot be
-// read) is set once the transaction committed; an error returned means
-// nothing was committed.
+// read) is set once the transaction committed. An error returned means
+// it did not commit, unless the connection failed during COMMIT, when
+// nobody can tell (as with any commit).
 func (s *Store) insertClaiming(ctx context.Context, ops []*op) error {
 	for _, o := range ops {
 		o.err = nil
