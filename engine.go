@@ -181,19 +181,22 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	var drainedAt time.Time
 	handle := func(r claimResult) {
 		inflight--
-		reserved -= r.n
 		if ctx.Err() != nil {
 			// Close began while the claim was in flight: no new attempt
 			// starts, so what it leased goes back to the queue.
 			for _, dl := range r.ds {
 				d.releaseLease(dl)
 			}
-			return
+		} else {
+			d.handOut(r, jobs)
+			if r.err == nil && len(r.ds) < r.n && !woken {
+				drained, drainedAt = true, r.now
+			}
 		}
-		d.handOut(r, jobs)
-		if r.err == nil && len(r.ds) < r.n && !woken {
-			drained, drainedAt = true, r.now
-		}
+		// Only now, once what it leased counts in inFlight: a Send
+		// between the two would see neither.
+		reserved -= r.n
+		d.addClaiming(-r.perEndpoint)
 	}
 	defer func() {
 		// Claims that complete give their deliveries back: none stays
@@ -285,6 +288,8 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			}
 			inflight++
 			reserved += free
+			perEndpoint := min(req.Limit, req.PerEndpoint)
+			d.addClaiming(perEndpoint)
 			woken = false
 			go func() {
 				// Not ctx: a claim cut short by Close may still have leased
@@ -298,7 +303,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 					r.ds, r.err = d.store.Claim(cctx, req)
 				}
 				cancel()
-				r.n, r.now = req.Limit, now
+				r.n, r.perEndpoint, r.now = req.Limit, perEndpoint, now
 				results <- r
 			}()
 			continue
@@ -319,11 +324,20 @@ const maxClaims = 2
 // workers it asked for. evs, from an EventClaimer, holds the event of
 // each delivery (nil where the worker reads it itself).
 type claimResult struct {
-	n   int
-	ds  []*Delivery
-	evs []*Event
-	err error
-	now time.Time
+	n           int
+	perEndpoint int // the most it could lease for one endpoint
+	ds          []*Delivery
+	evs         []*Event
+	err         error
+	now         time.Time
+}
+
+// addClaiming adds n to what the claims in flight may lease for one
+// endpoint: Sends leave that much of PerEndpoint to them.
+func (d *Dispatcher) addClaiming(n int) {
+	d.mu.Lock()
+	d.claiming += n
+	d.mu.Unlock()
 }
 
 // claimFailed logs a failed claim and waits before the next one; it

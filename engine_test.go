@@ -402,6 +402,92 @@ func TestClaimsOverlapWithinTheirShare(t *testing.T) {
 	require.Eventually(t, func() bool { return rc.Count() == 5 }, 10*time.Second, time.Millisecond)
 }
 
+// heldClaimResults is a memory store whose claims wait for start; the
+// first that leases anything then waits for open before it returns: its
+// deliveries are leased, and the scheduler does not know it yet.
+type heldClaimResults struct {
+	*memory.Store
+	start, claimed, open chan struct{}
+	held                 atomic.Bool
+}
+
+func (s *heldClaimResults) ClaimEvents(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, []*convoy.Event, error) {
+	<-s.start
+	ds, evs, err := s.Store.ClaimEvents(ctx, req)
+	if len(ds) > 0 && s.held.CompareAndSwap(false, true) {
+		close(s.claimed)
+		<-s.open
+	}
+	return ds, evs, err
+}
+
+// TestSendLeavesRoomForAClaimInFlight: deliveries a claim has leased but
+// not yet handed to workers count against PerEndpoint for a Send that
+// leases meanwhile, so one endpoint never gets more than its share.
+func TestSendLeavesRoomForAClaimInFlight(t *testing.T) {
+	const share = 4
+	st := &heldClaimResults{Store: memory.New(), start: make(chan struct{}), claimed: make(chan struct{}), open: make(chan struct{})}
+	hold := make(chan struct{})
+	rc := testutil.NewReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	})
+	b := setup(t, st, func(c *convoy.Config) { c.Workers, c.PerEndpoint = 2*share, share })
+	var started, opened, held sync.Once
+	t.Cleanup(func() {
+		started.Do(func() { close(st.start) })
+		opened.Do(func() { close(st.open) })
+		held.Do(func() { close(hold) })
+	}) // before the receiver's Close and setup's
+	ep := b.endpoint(t, rc.URL, nil)
+	ctx := context.Background()
+	send := func(d *convoy.Dispatcher) {
+		_, err := d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+	}
+	// A dispatcher that never starts stores share events for the
+	// scheduler to claim (the running one would lease them in Send).
+	idle, err := convoy.New(convoy.Config{Store: st, Clock: b.clock, AllowNetworks: loopback, Logger: testutil.Logger(t)})
+	require.NoError(t, err)
+	for range share {
+		send(idle)
+	}
+	started.Do(func() { close(st.start) })
+	// The scheduler claims them at its next look: at once, or when its
+	// poll interval passes.
+	require.Eventually(t, func() bool {
+		select {
+		case <-st.claimed:
+			return true
+		default:
+		}
+		if b.clock.Timers() > 0 {
+			b.clock.Advance(convoy.DefaultPollInterval)
+		}
+		return false
+	}, 10*time.Second, time.Millisecond, "the scheduler never claimed")
+
+	// The claim holds share leases that no worker has yet; these Sends
+	// find nothing else due and free workers.
+	for range share {
+		send(b.d)
+	}
+	leased, _, err := b.d.ListDeliveries(ctx, convoy.DeliveryQuery{EndpointID: ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryProcessing}}, convoy.Page{})
+	require.NoError(t, err)
+	require.Len(t, leased, share, "Send leased past PerEndpoint beside the claim's leases")
+
+	opened.Do(func() { close(st.open) })
+	require.Eventually(t, func() bool { return rc.Count() == share }, 10*time.Second, time.Millisecond)
+	held.Do(func() { close(hold) })
+	require.Eventually(t, func() bool {
+		ds, _, err := b.d.ListDeliveries(ctx, convoy.DeliveryQuery{EndpointID: ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliverySuccess}}, convoy.Page{})
+		require.NoError(t, err)
+		return len(ds) == 2*share
+	}, 10*time.Second, time.Millisecond, "the Sends' events are delivered once the claim's are")
+}
+
 // eventReadingStore hides every capability of the store it wraps, so that
 // the scheduler claims every delivery, and counts the events workers read
 // back with GetEvent.
