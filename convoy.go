@@ -461,7 +461,6 @@ type Dispatcher struct {
 	abort    context.CancelFunc // cancels in-flight attempts
 	inFlight map[string]int     // endpoint ID → attempts running or reserved by Send
 	busy     int                // workers busy or reserved by Send
-	claiming int                // deliveries of one endpoint the claims in flight may lease (see reserve)
 	ready    chan job           // deliveries Send leased, for the workers
 	sending  sync.WaitGroup     // Sends holding reservations
 	done     chan struct{}      // closed when the scheduler and workers are gone

@@ -181,22 +181,19 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	var drainedAt time.Time
 	handle := func(r claimResult) {
 		inflight--
+		reserved -= r.n
 		if ctx.Err() != nil {
 			// Close began while the claim was in flight: no new attempt
 			// starts, so what it leased goes back to the queue.
 			for _, dl := range r.ds {
 				d.releaseLease(dl)
 			}
-		} else {
-			d.handOut(r, jobs)
-			if r.err == nil && len(r.ds) < r.n && !woken {
-				drained, drainedAt = true, r.now
-			}
+			return
 		}
-		// Only now, once what it leased counts in inFlight: a Send
-		// between the two would see neither.
-		reserved -= r.n
-		d.addClaiming(-r.perEndpoint)
+		d.handOut(r, jobs)
+		if r.err == nil && len(r.ds) < r.n && !woken {
+			drained, drainedAt = true, r.now
+		}
 	}
 	defer func() {
 		// Claims that complete give their deliveries back: none stays
@@ -288,8 +285,6 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			}
 			inflight++
 			reserved += free
-			perEndpoint := min(req.Limit, req.PerEndpoint)
-			d.addClaiming(perEndpoint)
 			woken = false
 			go func() {
 				// Not ctx: a claim cut short by Close may still have leased
@@ -303,7 +298,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 					r.ds, r.err = d.store.Claim(cctx, req)
 				}
 				cancel()
-				r.n, r.perEndpoint, r.now = req.Limit, perEndpoint, now
+				r.n, r.now = req.Limit, now
 				results <- r
 			}()
 			continue
@@ -324,20 +319,11 @@ const maxClaims = 2
 // workers it asked for. evs, from an EventClaimer, holds the event of
 // each delivery (nil where the worker reads it itself).
 type claimResult struct {
-	n           int
-	perEndpoint int // the most it could lease for one endpoint
-	ds          []*Delivery
-	evs         []*Event
-	err         error
-	now         time.Time
-}
-
-// addClaiming adds n to what the claims in flight may lease for one
-// endpoint: Sends leave that much of PerEndpoint to them.
-func (d *Dispatcher) addClaiming(n int) {
-	d.mu.Lock()
-	d.claiming += n
-	d.mu.Unlock()
+	n   int
+	ds  []*Delivery
+	evs []*Event
+	err error
+	now time.Time
 }
 
 // claimFailed logs a failed claim and waits before the next one; it
@@ -356,22 +342,35 @@ func (d *Dispatcher) claimFailed(ctx context.Context, err error, errWait *time.D
 func (d *Dispatcher) handOut(r claimResult, jobs chan<- job) {
 	for i, dl := range r.ds {
 		blind := !d.flow.known(dl.EndpointID)
-		d.mu.Lock()
-		n := d.inFlight[dl.EndpointID]
-		d.mu.Unlock()
-		if !d.flow.admit(dl.EndpointID, n, r.now) {
-			// Claimed before its endpoint's limits were known here:
-			// back to the queue, with no attempt spent.
+		if !d.admitClaimed(dl.EndpointID, r.now) {
+			// Back to the queue, with no attempt spent.
 			d.releaseLease(dl)
 			continue
 		}
-		d.acquire(dl.EndpointID)
 		var ev *Event
 		if i < len(r.evs) {
 			ev = r.evs[i]
 		}
 		jobs <- job{dl: dl, ev: ev, blind: blind}
 	}
+}
+
+// admitClaimed takes a worker for a claimed delivery of endpoint id (it
+// counts busy and in flight until release) unless the endpoint has PerEndpoint attempts in flight or
+// its flow limits refuse one more. Either can happen although the claim
+// asked for no more: its leases count in inFlight only from here, so a
+// Send that leased while the claim was in flight did not see them; and
+// the claim may have run before the endpoint's limits were known here.
+func (d *Dispatcher) admitClaimed(id string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.inFlight[id]
+	if n >= d.cfg.PerEndpoint || !d.flow.admit(id, n, now) {
+		return false
+	}
+	d.busy++
+	d.inFlight[id]++
+	return true
 }
 
 // sleep waits for a wake-up, the next due time (when there is capacity to
@@ -446,13 +445,6 @@ func (d *Dispatcher) inFlightNow() map[string]int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return maps.Clone(d.inFlight)
-}
-
-func (d *Dispatcher) acquire(endpointID string) {
-	d.mu.Lock()
-	d.busy++
-	d.inFlight[endpointID]++
-	d.mu.Unlock()
 }
 
 func (d *Dispatcher) release(endpointID string) {

@@ -421,10 +421,12 @@ func (s *heldClaimResults) ClaimEvents(ctx context.Context, req convoy.ClaimRequ
 	return ds, evs, err
 }
 
-// TestSendLeavesRoomForAClaimInFlight: deliveries a claim has leased but
-// not yet handed to workers count against PerEndpoint for a Send that
-// leases meanwhile, so one endpoint never gets more than its share.
-func TestSendLeavesRoomForAClaimInFlight(t *testing.T) {
+// TestClaimBesideSendsKeepsPerEndpoint: a Send that leases while a claim
+// is in flight cannot see what the claim leased, so together they may
+// lease past PerEndpoint; the claim's deliveries past the endpoint's share
+// go back to the queue unattempted, and one endpoint never has more than
+// PerEndpoint attempts in flight.
+func TestClaimBesideSendsKeepsPerEndpoint(t *testing.T) {
 	const share = 4
 	st := &heldClaimResults{Store: memory.New(), start: make(chan struct{}), claimed: make(chan struct{}), open: make(chan struct{})}
 	hold := make(chan struct{})
@@ -470,16 +472,21 @@ func TestSendLeavesRoomForAClaimInFlight(t *testing.T) {
 	}, 10*time.Second, time.Millisecond, "the scheduler never claimed")
 
 	// The claim holds share leases that no worker has yet; these Sends
-	// find nothing else due and free workers.
+	// find nothing else due and free workers, and lease share more.
 	for range share {
 		send(b.d)
 	}
-	leased, _, err := b.d.ListDeliveries(ctx, convoy.DeliveryQuery{EndpointID: ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliveryProcessing}}, convoy.Page{})
-	require.NoError(t, err)
-	require.Len(t, leased, share, "Send leased past PerEndpoint beside the claim's leases")
-
-	opened.Do(func() { close(st.open) })
 	require.Eventually(t, func() bool { return rc.Count() == share }, 10*time.Second, time.Millisecond)
+	count := func(s convoy.DeliveryStatus) int {
+		ds, _, err := b.d.ListDeliveries(ctx, convoy.DeliveryQuery{EndpointID: ep.ID, Statuses: []convoy.DeliveryStatus{s}}, convoy.Page{})
+		require.NoError(t, err)
+		return len(ds)
+	}
+	opened.Do(func() { close(st.open) })
+	require.Eventually(t, func() bool {
+		return count(convoy.DeliveryProcessing) == share && count(convoy.DeliveryScheduled) == share
+	}, 10*time.Second, time.Millisecond, "the claim's deliveries, past the endpoint's share, are not given back")
+	require.Equal(t, share, rc.Count(), "more than PerEndpoint attempts in flight to one endpoint")
 	held.Do(func() { close(hold) })
 	require.Eventually(t, func() bool {
 		ds, _, err := b.d.ListDeliveries(ctx, convoy.DeliveryQuery{EndpointID: ep.ID, Statuses: []convoy.DeliveryStatus{convoy.DeliverySuccess}}, convoy.Page{})

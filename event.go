@@ -212,10 +212,8 @@ func (d *Dispatcher) reserve(ds []*Delivery, now time.Time) *reservation {
 		if free == 0 {
 			break
 		}
-		// A claim in flight may lease this endpoint's deliveries too, up
-		// to d.claiming, before they count in inFlight: leave it room.
-		n := d.inFlight[dl.EndpointID] + d.claiming
-		if dl.Status != DeliveryScheduled || n >= d.cfg.PerEndpoint || !d.flow.admit(dl.EndpointID, n, now) {
+		if dl.Status != DeliveryScheduled || d.inFlight[dl.EndpointID] >= d.cfg.PerEndpoint ||
+			!d.flow.admit(dl.EndpointID, d.inFlight[dl.EndpointID], now) {
 			continue
 		}
 		if r == nil {
