@@ -355,12 +355,13 @@ func (d *Dispatcher) handOut(r claimResult, jobs chan<- job) {
 	}
 }
 
-// admitClaimed takes a worker for a claimed delivery of endpoint id (it
-// counts busy and in flight until release) unless the endpoint has PerEndpoint attempts in flight or
-// its flow limits refuse one more. Either can happen although the claim
-// asked for no more: its leases count in inFlight only from here, so a
-// Send that leased while the claim was in flight did not see them; and
-// the claim may have run before the endpoint's limits were known here.
+// admitClaimed takes a worker for a claimed delivery of endpoint id (busy
+// and in flight until release), unless the endpoint has PerEndpoint
+// attempts in flight or its flow limits refuse one more. Either can
+// happen although the claim asked for no more: its leases count in
+// inFlight only from here, so a Send that leased while the claim was in
+// flight did not see them; and the claim may have run before the
+// endpoint's limits were known here.
 func (d *Dispatcher) admitClaimed(id string, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
