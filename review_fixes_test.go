@@ -126,16 +126,7 @@ func TestRetryBesideACappedEndpointIsNotHeldByThePollInterval(t *testing.T) {
 				c.Timeout, c.Lease = time.Minute, 2*time.Minute // no timeout wakes the scheduler here
 				c.Retry = convoy.LinearRetry(time.Second, 1)
 			})
-			release := make(chan struct{})
-			hang := testutil.NewReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
-				select {
-				case <-release:
-				case <-r.Context().Done():
-				}
-			})
-			// Registered last, so it runs first: before the receiver's and
-			// the dispatcher's cleanups wait for the hanging requests.
-			t.Cleanup(func() { close(release) })
+			hang, _ := testutil.NewHoldingReceiver(t)
 			flaky := testutil.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 				if n == 1 {
 					w.WriteHeader(http.StatusInternalServerError)

@@ -61,6 +61,24 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	respond(n, w, r)
 }
 
+// NewHoldingReceiver starts a receiver that holds every request until
+// release is called (or the client gives up on it), then answers 200.
+// release may be called more than once; the test's cleanup calls it
+// before the receiver's Close, which waits for the requests it holds.
+func NewHoldingReceiver(t testing.TB) (rc *Receiver, release func()) {
+	let := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(let) }) }
+	rc = NewReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-let:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(release) // registered after the server's Close: runs before it
+	return rc, release
+}
+
 // Count returns how many requests the receiver has seen.
 func (rc *Receiver) Count() int {
 	rc.mu.Lock()
