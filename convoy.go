@@ -472,6 +472,9 @@ type Dispatcher struct {
 	storeBad recordFailing   // records failing: claiming paused
 	obs      *observer       // Config.Observer; nil when none
 	guarded  *http.Transport // the SSRF-guarded transport, unless HTTPClient is set
+	// ownTransport: attempts go through guarded itself, unwrapped, which
+	// ends a body read when the attempt's context ends.
+	ownTransport bool
 }
 
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
@@ -548,6 +551,7 @@ func (d *Dispatcher) newHTTPClient() (*http.Client, error) {
 	// Close closes its idle connections whether or not a wrapper passes
 	// CloseIdleConnections on.
 	d.guarded = tr
+	d.ownTransport = d.cfg.WrapTransport == nil
 	rt, err := wrap(tr)
 	if err != nil {
 		return nil, err

@@ -250,8 +250,15 @@ func headerSize(h http.Header) int {
 // readBody reads a response body with readBounded and closes it. The
 // attempt's deadline closes the body under the read, so a receiver that
 // trickles bytes, or a user-supplied transport that ignores the request's
-// context, cannot hold the worker past Timeout.
+// context, cannot hold the worker past Timeout. On the guarded transport,
+// unwrapped, the deadline ends the read already (net/http closes the
+// connection when the request's context ends), so nothing is armed.
 func (d *Dispatcher) readBody(ctx context.Context, body io.ReadCloser) ([]byte, bool, error) {
+	if d.ownTransport {
+		b, truncated, err := readBounded(body, d.cfg.MaxResponseBytes)
+		body.Close()
+		return b, truncated, err
+	}
 	closed := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(closed)
