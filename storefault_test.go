@@ -339,13 +339,32 @@ func TestStoreFaultsLoseNothing(t *testing.T) {
 
 			// Close with attempts in flight: they are cut short and
 			// released, and some releases fail.
+			// Every worker is to be in an attempt. Send until they are: a
+			// claim that fails after leasing (an injected fault) strands
+			// its deliveries until their leases expire, which they do not
+			// while the clock stands still.
 			hang.Store(true)
-			send(d1, events, 20)
-			for i := range cfg.Workers { // every worker is in an attempt
+			next := events
+			deadline := time.After(10 * time.Second)
+			for inAttempt := 0; inAttempt < cfg.Workers; {
 				select {
 				case <-hanging:
-				case <-time.After(10 * time.Second):
-					t.Fatalf("only %d attempts in flight", i)
+					inAttempt++
+					continue
+				case <-deadline:
+					t.Fatalf("only %d attempts in flight", inAttempt)
+				default:
+				}
+				if next < events+200 {
+					send(d1, next, 4)
+					next += 4
+				}
+				select {
+				case <-hanging:
+					inAttempt++
+				case <-deadline:
+					t.Fatalf("only %d attempts in flight", inAttempt)
+				case <-time.After(50 * time.Millisecond): // then send more
 				}
 			}
 			closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -358,7 +377,7 @@ func TestStoreFaultsLoseNothing(t *testing.T) {
 			// Start checks the store and reports a failure; try again.
 			require.Eventually(t, func() bool { return d2.Start(ctx) == nil }, 10*time.Second, time.Millisecond)
 			t.Cleanup(func() { _ = d2.Close(ctx) })
-			send(d2, events+20, events)
+			send(d2, next, events)
 			drive(d2)
 			fs.on.Store(false)
 			require.NoError(t, d2.Close(ctx))
