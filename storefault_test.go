@@ -338,33 +338,28 @@ func TestStoreFaultsLoseNothing(t *testing.T) {
 			drive(d1)
 
 			// Close with attempts in flight: they are cut short and
-			// released, and some releases fail.
-			// Every worker is to be in an attempt. Send until they are: a
-			// claim that fails after leasing (an injected fault) strands
-			// its deliveries until their leases expire, which they do not
-			// while the clock stands still.
+			// released, and some releases fail. Send until every worker is
+			// in an attempt: a claim that fails after leasing (an injected
+			// fault) strands its deliveries until their leases expire,
+			// which they do not while the clock stands still.
 			hang.Store(true)
 			next := events
+			more := time.NewTicker(50 * time.Millisecond)
+			defer more.Stop()
 			deadline := time.After(10 * time.Second)
+			send(d1, next, 4)
+			next += 4
 			for inAttempt := 0; inAttempt < cfg.Workers; {
 				select {
 				case <-hanging:
 					inAttempt++
-					continue
+				case <-more.C:
+					if next < events+200 {
+						send(d1, next, 4)
+						next += 4
+					}
 				case <-deadline:
 					t.Fatalf("only %d attempts in flight", inAttempt)
-				default:
-				}
-				if next < events+200 {
-					send(d1, next, 4)
-					next += 4
-				}
-				select {
-				case <-hanging:
-					inAttempt++
-				case <-deadline:
-					t.Fatalf("only %d attempts in flight", inAttempt)
-				case <-time.After(50 * time.Millisecond): // then send more
 				}
 			}
 			closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
