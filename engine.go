@@ -191,6 +191,9 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			return
 		}
 		d.handOut(r, jobs)
+		if r.err == nil {
+			d.backlog.Store(len(r.ds) >= r.n)
+		}
 		if r.err == nil && len(r.ds) < r.n && !woken {
 			drained, drainedAt = true, r.now
 		}

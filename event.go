@@ -203,8 +203,9 @@ func (d *Dispatcher) reserve(ds []*Delivery, now time.Time) *reservation {
 	defer d.mu.Unlock()
 	free := d.cfg.Workers - d.busy
 	// While records fail, the scheduler claims nothing (see schedule);
-	// neither does Send.
-	if !d.started || d.closed || free <= 0 || d.storeBad.active() {
+	// neither does Send. Behind a backlog the store would lease nothing
+	// for this event, so the workers stay with the scheduler.
+	if !d.started || d.closed || free <= 0 || d.storeBad.active() || d.backlog.Load() {
 		return nil
 	}
 	var r *reservation
@@ -266,10 +267,12 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 		// The workers share one copy of the event: res.Event may hold the
 		// caller's Data, which the caller may reuse once Send returns.
 		var shared *Event
+		leased := false
 		for i, dl := range res.Deliveries {
 			if dl.Status != DeliveryProcessing || dl.LeaseOwner != d.owner {
 				continue
 			}
+			leased = true
 			// The delivery goes back to the queue at once when Close began
 			// meanwhile (no new attempt starts), or when no worker was
 			// reserved for its endpoint: the store passed over a delivery
@@ -289,6 +292,9 @@ func (d *Dispatcher) sendLeased(ctx context.Context, ci ClaimingInserter, r *res
 			}
 			d.ready <- job{dl: dl.Clone(), ep: eps[dl.EndpointID], ev: shared}
 		}
+		// Nothing leased: older work is due (or an ordered endpoint's
+		// turn is taken), which the scheduler's next claim finds.
+		d.backlog.Store(!leased)
 	}
 	d.mu.Lock()
 	back := 0

@@ -257,6 +257,108 @@ func TestSendHandsFreshEventsToIdleWorkers(t *testing.T) {
 	}
 }
 
+// gatedInserts is a store that leases in InsertEventClaim and, once
+// armed, holds its claims and its inserts at gates, each telling entered
+// as it arrives.
+type gatedInserts struct {
+	convoy.Store
+	ci                       convoy.ClaimingInserter
+	claims, inserts          gate
+	claimEntered, insEntered chan struct{}
+}
+
+// gate holds callers while armed, until opened.
+type gate struct {
+	armed atomic.Bool
+	open  chan struct{}
+	once  sync.Once
+}
+
+func (g *gate) pass(entered chan<- struct{}) {
+	if g.armed.Load() {
+		entered <- struct{}{}
+		<-g.open
+	}
+}
+
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+func (s *gatedInserts) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	s.claims.pass(s.claimEntered)
+	return s.Store.Claim(ctx, req)
+}
+
+func (s *gatedInserts) InsertEvent(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery) (convoy.InsertResult, error) {
+	s.inserts.pass(s.insEntered)
+	return s.Store.InsertEvent(ctx, ev, ds)
+}
+
+func (s *gatedInserts) InsertEventClaim(ctx context.Context, ev *convoy.Event, ds []*convoy.Delivery, req convoy.ClaimRequest) (convoy.InsertResult, error) {
+	s.inserts.pass(s.insEntered)
+	return s.ci.InsertEventClaim(ctx, ev, ds, req)
+}
+
+// TestSendBehindABacklogHoldsNoWorker: once a Send has found older work
+// due (the store then leases nothing for a new event), the Sends that
+// follow hold no worker while they wait for the store, so the claimed
+// backlog is attempted meanwhile instead of being sent back to the queue
+// for want of the endpoint's share.
+func TestSendBehindABacklogHoldsNoWorker(t *testing.T) {
+	inner := memory.New()
+	st := &gatedInserts{Store: inner, ci: inner,
+		claims: gate{open: make(chan struct{})}, inserts: gate{open: make(chan struct{})},
+		claimEntered: make(chan struct{}, 8), insEntered: make(chan struct{}, 8)}
+	hold := make(chan struct{})
+	var holdOnce sync.Once
+	release := func() { holdOnce.Do(func() { close(hold) }) }
+	rc := testutil.NewReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			<-hold
+		}
+	})
+	t.Cleanup(release)
+	b := setup(t, st, func(c *convoy.Config) { c.Workers, c.PerEndpoint = 1, 1 })
+	t.Cleanup(func() { st.claims.release(); st.inserts.release() }) // before Close
+	b.endpoint(t, rc.URL, nil)
+	ctx := context.Background()
+	send := func() *convoy.SendResult {
+		res, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		return res
+	}
+
+	first := send() // leased by Send, held by the receiver
+	require.Equal(t, convoy.DeliveryProcessing, first.Deliveries[0].Status)
+	require.Eventually(t, func() bool { return rc.Count() == 1 }, 10*time.Second, time.Millisecond)
+	backlog := send() // no free worker: stored, due
+	require.Equal(t, convoy.DeliveryScheduled, backlog.Deliveries[0].Status)
+
+	st.claims.armed.Store(true)
+	release() // the worker is free: the scheduler claims the backlog, held
+	<-st.claimEntered
+	refused := send() // a free worker, but older work due: nothing leased
+	require.Equal(t, convoy.DeliveryScheduled, refused.Deliveries[0].Status)
+
+	st.inserts.armed.Store(true)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		send()
+	}()
+	<-st.insEntered // this Send now waits for the store
+	st.claims.release()
+	require.Eventually(t, func() bool { return rc.Count() >= 2 }, 10*time.Second, time.Millisecond,
+		"the claimed backlog was not attempted while a Send waited for the store")
+	select {
+	case <-sent:
+		t.Fatal("the Send returned before its insert was let through")
+	default:
+	}
+	st.inserts.release()
+	<-sent
+	require.Eventually(t, func() bool { return rc.Count() == 4 }, 10*time.Second, time.Millisecond)
+}
+
 // TestSendLeasesWithinPerEndpoint: deliveries Send leases itself count
 // against PerEndpoint like claimed ones; the rest wait for the scheduler.
 func TestSendLeasesWithinPerEndpoint(t *testing.T) {
