@@ -463,13 +463,6 @@ type Dispatcher struct {
 	busy     int                // workers busy or reserved by Send
 	ready    chan job           // deliveries Send leased, for the workers
 	sending  sync.WaitGroup     // Sends holding reservations
-	// backlog is set while due work is likely waiting in the store: the
-	// last claim leased every worker it asked for, or a Send's reserved
-	// workers got no lease (the store leases nothing for a new event while
-	// older work is due). Send then reserves no workers: its lease would
-	// be refused, and the reservation would only keep the scheduler from
-	// claiming the waiting work for them meanwhile.
-	backlog atomic.Bool
 	done     chan struct{}      // closed when the scheduler and workers are gone
 	hooks    *hookRunner        // set while running
 	counts   counters
@@ -482,6 +475,13 @@ type Dispatcher struct {
 	// ownTransport: attempts go through guarded itself, unwrapped, which
 	// ends a body read when the attempt's context ends.
 	ownTransport bool
+	// backlog is set while due work is likely waiting in the store: the
+	// last claim leased every worker it asked for, or a Send's reserved
+	// workers got no lease (the store leases nothing for a new event while
+	// older work is due). Send then reserves no workers: its lease would
+	// be refused, and the reservation would only keep the scheduler from
+	// claiming the waiting work for them meanwhile.
+	backlog atomic.Bool
 }
 
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
