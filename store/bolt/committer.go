@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/convoykit/convoy"
 	bbolt "go.etcd.io/bbolt"
@@ -211,23 +212,59 @@ func (s *Store) commitLoop() {
 		case <-s.quit:
 			// Close set s.closed under s.mu first, so the queue can only
 			// shrink now.
-			for s.flush() {
+			for s.flush() > 0 {
 			}
 			return
 		}
-		for s.flush() {
+		for n := s.flush(); n > 0; n = s.flush() {
+			s.linger(n)
 		}
 	}
 }
 
-// flush runs one batch of queued operations and reports whether there was
-// any.
-func (s *Store) flush() bool {
+// linger lets the queue fill again after a batch of last operations
+// under load: until it holds as many, or lingerMax passed. Every commit
+// costs two fdatasyncs (data pages, then the meta page), whose time on
+// these machines is largely CPU, so once commits follow each other with
+// many operations each, a little wait for the callers still on their way
+// (recorders, Sends) shares those syncs among more of them. Batches of
+// fewer than lingerFrom operations (light load) never wait.
+func (s *Store) linger(last int) {
+	if last < lingerFrom {
+		return
+	}
+	t := time.NewTimer(lingerMax)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.queue)
+		s.mu.Unlock()
+		if n >= last {
+			return
+		}
+		select {
+		case <-s.wake: // another operation was queued
+		case <-t.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// Committer lingering (see linger).
+const (
+	lingerFrom = 16
+	lingerMax  = 500 * time.Microsecond
+)
+
+// flush runs one batch of queued operations and returns how many it ran.
+func (s *Store) flush() int {
 	s.mu.Lock()
 	n := min(len(s.queue), s.opts.MaxBatchSize)
 	if n == 0 {
 		s.mu.Unlock()
-		return false
+		return 0
 	}
 	batch := slices.Clone(s.queue[:n])
 	rest := copy(s.queue, s.queue[n:])
@@ -243,7 +280,7 @@ func (s *Store) flush() bool {
 		}
 	}
 	s.commit(shared)
-	return true
+	return n
 }
 
 // commit runs batch in one transaction. An operation that fails before
