@@ -80,7 +80,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 	req.Host = req.URL.Host
 
 	began := time.Now()
-	resp, err := d.client.Do(req)
+	resp, err := d.do(req)
 	if err != nil {
 		a.Duration = time.Since(began)
 		a.RemoteIP = hostOnly(remote)
@@ -132,6 +132,21 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 		out.overload = true
 	}
 	return a, out
+}
+
+// do sends req: through the guarded transport itself when it is not
+// wrapped, since no redirect is followed and http.Client would only copy
+// the request's headers for one; else through the client. Errors read as
+// the client's do.
+func (d *Dispatcher) do(req *http.Request) (*http.Response, error) {
+	if !d.ownTransport {
+		return d.client.Do(req)
+	}
+	resp, err := d.guarded.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: "Post", URL: req.URL.Redacted(), Err: err}
+	}
+	return resp, nil
 }
 
 // requestHeaders builds the headers of one attempt, signature included.

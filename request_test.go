@@ -381,3 +381,36 @@ func TestResponseHeaderIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestTransportErrorsReadTheSameUnwrapped: an attempt on the guarded
+// transport itself (no WrapTransport) records a refused connection in the
+// words it has through a wrapped transport, which goes through
+// http.Client.
+func TestTransportErrorsReadTheSameUnwrapped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String() + "/hook"
+	require.NoError(t, ln.Close()) // nothing listens there now
+
+	attemptError := func(wrap func(http.RoundTripper) http.RoundTripper) string {
+		b := setup(t, memory.New(), func(c *convoy.Config) { c.WrapTransport = wrap })
+		b.endpoint(t, url, nil)
+		dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
+		var a *convoy.Attempt
+		require.Eventually(t, func() bool {
+			as, _, err := b.d.ListAttempts(context.Background(), dl.ID, convoy.Page{})
+			require.NoError(t, err)
+			if len(as) == 0 {
+				return false
+			}
+			a = as[0]
+			return true
+		}, 10*time.Second, time.Millisecond)
+		require.Zero(t, a.StatusCode)
+		return a.Error
+	}
+	direct := attemptError(nil)
+	wrapped := attemptError(func(rt http.RoundTripper) http.RoundTripper { return rt })
+	require.Contains(t, direct, "connection refused")
+	require.Equal(t, wrapped, direct)
+}
