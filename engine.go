@@ -115,13 +115,14 @@ func (d *Dispatcher) startRecorder(ctx context.Context, hooks *hookRunner) *reco
 	// hangs cannot hold Close for longer.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(recordGrace, cancel) })
+	deadlines := newRecordDeadlines(rctx)
 	var running sync.WaitGroup
 	for range d.cfg.Workers {
 		running.Add(1)
 		go func() {
 			defer running.Done()
 			for rj := range r.queue {
-				d.record(ctx, rctx, hooks, rj.dl, rj.ep, rj.t)
+				d.record(ctx, deadlines, hooks, rj.dl, rj.ep, rj.t)
 			}
 		}()
 	}
@@ -139,8 +140,47 @@ func (d *Dispatcher) startRecorder(ctx context.Context, hooks *hookRunner) *reco
 // has given up waiting.
 const recordGrace = 30 * time.Second
 
-// recordCallTimeout bounds one Record call of the recorder.
+// recordCallTimeout bounds one Record call of the recorder, give or take
+// recordDeadlineStep (see recordDeadlines).
 const recordCallTimeout = 30 * time.Second
+
+// recordDeadlineStep is how long one context of recordDeadlines serves
+// the Record calls that start.
+const recordDeadlineStep = time.Second
+
+// recordDeadlines hands out the contexts that bound Record calls: one
+// context for all the calls that start within the same step, ending
+// timeout after the step does. A record then costs no context and no
+// timer of its own, and each call still ends between timeout and
+// timeout+step after it began (or when parent ends).
+type recordDeadlines struct {
+	parent        context.Context
+	step, timeout time.Duration
+	now           func() time.Time
+
+	mu    sync.Mutex
+	cur   context.Context
+	until time.Time // the last start time cur serves
+	// cancel is cur's. The contexts of earlier steps end at their own
+	// deadlines, or with parent.
+	cancel context.CancelFunc
+}
+
+func newRecordDeadlines(parent context.Context) *recordDeadlines {
+	return &recordDeadlines{parent: parent, step: recordDeadlineStep, timeout: recordCallTimeout, now: time.Now}
+}
+
+// get returns the context for a Record call starting now.
+func (r *recordDeadlines) get() context.Context {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil || now.After(r.until) {
+		r.until = now.Add(r.step)
+		r.cur, r.cancel = context.WithDeadline(r.parent, r.until.Add(r.timeout))
+	}
+	return r.cur
+}
 
 func (r *recorder) record(dl *Delivery, ep *Endpoint, t Transition) {
 	r.queue <- recordJob{dl, ep, t}
@@ -690,11 +730,12 @@ func (d *Dispatcher) load(ctx context.Context, j job) (*Endpoint, *App, *Event, 
 // delivery is attempted again (at least once, never lost).
 //
 // ctx ends when Close gives up waiting, and stops the retries; the store
-// is called with rctx, which ends recordGrace later, so that a record
-// already on its way is not cut short. Each call is also bounded by
-// recordCallTimeout, so that a store call that hangs (a network store's
-// dead connection) is retried rather than holding its goroutine.
-func (d *Dispatcher) record(ctx, rctx context.Context, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
+// is called with a context of deadlines, which end recordGrace later, so
+// that a record already on its way is not cut short. Each call is also
+// bounded by about recordCallTimeout, so that a store call that hangs (a
+// network store's dead connection) is retried rather than holding its
+// goroutine.
+func (d *Dispatcher) record(ctx context.Context, deadlines *recordDeadlines, hooks *hookRunner, dl *Delivery, ep *Endpoint, t Transition) {
 	wait := 10 * time.Millisecond
 	st := stored(t)
 	failed := false
@@ -705,9 +746,7 @@ func (d *Dispatcher) record(ctx, rctx context.Context, hooks *hookRunner, dl *De
 		}
 	}()
 	for {
-		cctx, cancel := context.WithTimeout(rctx, recordCallTimeout)
-		res, err := d.store.Record(cctx, st)
-		cancel()
+		res, err := d.store.Record(deadlines.get(), st)
 		if err == nil {
 			if t.Status == DeliveryRetry || ep.Ordered {
 				// Work came due, or will: a retry (the scheduler may be
