@@ -209,6 +209,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	defer coalesce.Stop()
 	var coalesceUntil time.Time
 	results := make(chan claimResult, maxClaims)
+	var order claimOrder
 	// inflight claims, asking for reserved workers in all.
 	inflight, reserved := 0, 0
 	// drained: the last claim found less than it asked for and nothing
@@ -231,7 +232,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			return
 		}
 		d.handOut(r, jobs)
-		if r.err == nil {
+		if r.err == nil && order.latest(r.seq) {
 			d.backlog.Store(len(r.ds) >= r.n)
 		}
 		if r.err == nil && len(r.ds) < r.n && !woken {
@@ -329,6 +330,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 			inflight++
 			reserved += free
 			woken = false
+			seq := order.start()
 			go func() {
 				// Not ctx: a claim cut short by Close may still have leased
 				// deliveries (a store cannot always tell), which would then
@@ -341,7 +343,7 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 					r.ds, r.err = d.store.Claim(cctx, req)
 				}
 				cancel()
-				r.n, r.now = req.Limit, now
+				r.n, r.now, r.seq = req.Limit, now, seq
 				results <- r
 			}()
 			continue
@@ -359,14 +361,38 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 const maxClaims = 2
 
 // claimResult is what one of the scheduler's claims returned; n is the
-// workers it asked for. evs, from an EventClaimer, holds the event of
-// each delivery (nil where the worker reads it itself).
+// workers it asked for, seq its place in the order claims started (see
+// claimOrder). evs, from an EventClaimer, holds the event of each
+// delivery (nil where the worker reads it itself).
 type claimResult struct {
 	n   int
+	seq uint64
 	ds  []*Delivery
 	evs []*Event
 	err error
 	now time.Time
+}
+
+// claimOrder numbers the scheduler's claims as they start, so that what
+// a result says of the store (the backlog) is taken from the latest
+// claim only: with two in flight, the older one can land after a newer
+// one that saw less due work (the older took it).
+type claimOrder struct{ started, applied uint64 }
+
+// start numbers a claim that starts now.
+func (o *claimOrder) start() uint64 {
+	o.started++
+	return o.started
+}
+
+// latest reports whether claim seq started after every claim whose
+// result was taken so far, and takes it.
+func (o *claimOrder) latest(seq uint64) bool {
+	if seq <= o.applied {
+		return false
+	}
+	o.applied = seq
+	return true
 }
 
 // claimFailed logs a failed claim and waits before the next one; it
@@ -433,6 +459,7 @@ func (d *Dispatcher) sleep(ctx context.Context, haveCapacity bool, since time.Ti
 		next, ok, err := d.store.NextDue(ctx)
 		if err == nil && (!ok || next.After(since)) {
 			freed = nil
+			d.backlog.Store(false) // nothing due: Sends may lease again
 		}
 		if err == nil && ok {
 			switch dt := next.Sub(since); {

@@ -40,3 +40,15 @@ func TestRecordDeadlinesBoundEveryCall(t *testing.T) {
 	require.Error(t, first.Err())
 	require.Error(t, second.Err())
 }
+
+// TestClaimOrderTakesTheLatestClaim: with two claims in flight, the
+// result of the older one, landing last, says nothing newer about the
+// store than the newer one's, and is not taken.
+func TestClaimOrderTakesTheLatestClaim(t *testing.T) {
+	var o claimOrder
+	older, newer := o.start(), o.start()
+	require.True(t, o.latest(newer))
+	require.False(t, o.latest(older), "an older claim's result taken after a newer one's")
+	third := o.start()
+	require.True(t, o.latest(third))
+}

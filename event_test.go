@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -357,6 +358,55 @@ func TestSendBehindABacklogHoldsNoWorker(t *testing.T) {
 	st.inserts.release()
 	<-sent
 	require.Eventually(t, func() bool { return rc.Count() == 4 }, 10*time.Second, time.Millisecond)
+}
+
+// TestSendLeasesAgainOnceTheBacklogIsGone: after a burst of Sends has
+// left a backlog (Sends then stop leasing), once it is all delivered and
+// the scheduler sleeps, a Send at light load goes straight to an idle
+// worker again.
+func TestSendLeasesAgainOnceTheBacklogIsGone(t *testing.T) {
+	for _, sk := range storeKinds {
+		for _, workers := range []int{1, 2, 3} {
+			t.Run(fmt.Sprintf("%s/workers=%d", sk.name, workers), func(t *testing.T) {
+				var let atomic.Pointer[chan struct{}]
+				rc := testutil.NewReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+					if ch := let.Load(); ch != nil {
+						select {
+						case <-*ch:
+						case <-r.Context().Done():
+						}
+					}
+				})
+				b := setup(t, sk.open(t), func(c *convoy.Config) { c.Workers, c.PerEndpoint = workers, workers })
+				b.endpoint(t, rc.URL, nil)
+				ctx := context.Background()
+				send := func() *convoy.SendResult {
+					res, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+					require.NoError(t, err)
+					return res
+				}
+				var ids []string
+				for round := range 5 {
+					hold := make(chan struct{})
+					let.Store(&hold)
+					for range workers + 3 + round {
+						ids = append(ids, send().Deliveries[0].ID) // a backlog behind the held workers
+					}
+					close(hold)
+					let.Store(nil)
+					for _, id := range ids {
+						b.waitStatus(t, id, convoy.DeliverySuccess)
+					}
+					require.Eventually(t, func() bool { return b.clock.Timers() > 0 }, 10*time.Second, time.Millisecond,
+						"the scheduler never went to sleep")
+					res := send()
+					require.Equal(t, convoy.DeliveryProcessing, res.Deliveries[0].Status,
+						"round %d: a Send at light load was not leased", round)
+					ids = append(ids, res.Deliveries[0].ID)
+				}
+			})
+		}
+	}
 }
 
 // TestSendLeasesWithinPerEndpoint: deliveries Send leases itself count
