@@ -3,6 +3,7 @@ package convoy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -136,15 +137,32 @@ func (d *Dispatcher) attempt(ctx context.Context, dl *Delivery, ep *Endpoint, ap
 
 // do sends req: through the guarded transport itself when it is not
 // wrapped, since no redirect is followed and http.Client would only copy
-// the request's headers for one; else through the client. Errors read as
-// the client's do.
+// the request's headers for one; else through the client. The attempt
+// reads the same either way: do does what http.Client.Do does besides
+// the transport's round trip (a POST, no redirect followed), which is to
+// wrap errors in a *url.Error, to name an HTTP answer to an HTTPS request
+// ErrSchemeMismatch, and to fail a redirect whose Location does not parse.
 func (d *Dispatcher) do(req *http.Request) (*http.Response, error) {
 	if !d.ownTransport {
 		return d.client.Do(req)
 	}
+	uerr := func(err error) error { return &url.Error{Op: "Post", URL: req.URL.Redacted(), Err: err} }
 	resp, err := d.guarded.RoundTrip(req)
 	if err != nil {
-		return nil, &url.Error{Op: "Post", URL: req.URL.Redacted(), Err: err}
+		if rh, ok := err.(tls.RecordHeaderError); ok && string(rh.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, uerr(err)
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if _, perr := req.URL.Parse(loc); perr != nil {
+				resp.Body.Close()
+				return nil, uerr(fmt.Errorf("failed to parse Location header %q: %v", loc, perr))
+			}
+		}
 	}
 	return resp, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"strings"
 	"sync"
@@ -382,17 +383,30 @@ func TestResponseHeaderIsBounded(t *testing.T) {
 	}
 }
 
-// TestTransportErrorsReadTheSameUnwrapped: an attempt on the guarded
-// transport itself (no WrapTransport) records a refused connection in the
-// words it has through a wrapped transport, which goes through
-// http.Client.
-func TestTransportErrorsReadTheSameUnwrapped(t *testing.T) {
+// TestAttemptsReadTheSameUnwrapped: an attempt on the guarded transport
+// itself (no WrapTransport) is recorded in the words and with the status
+// it has through a wrapped transport, which goes through http.Client: a
+// refused connection, an HTTPS endpoint answered in plain HTTP, and a
+// redirect whose Location does not parse.
+func TestAttemptsReadTheSameUnwrapped(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	url := "http://" + ln.Addr().String() + "/hook"
+	refused := "http://" + ln.Addr().String() + "/hook"
 	require.NoError(t, ln.Close()) // nothing listens there now
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(plain.Close)
+	badRedirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header()["Location"] = []string{"http://[::1"}
+		w.WriteHeader(http.StatusFound)
+	}))
+	t.Cleanup(badRedirect.Close)
 
-	attemptError := func(wrap func(http.RoundTripper) http.RoundTripper) string {
+	cases := []struct{ name, url, want string }{
+		{"refused", refused, "connection refused"},
+		{"HTTP answer to HTTPS", strings.Replace(plain.URL, "http://", "https://", 1) + "/hook", "server gave HTTP response to HTTPS client"},
+		{"unparsable Location", badRedirect.URL + "/hook", "failed to parse Location header"},
+	}
+	attempt := func(t *testing.T, url string, wrap func(http.RoundTripper) http.RoundTripper) *convoy.Attempt {
 		b := setup(t, memory.New(), func(c *convoy.Config) { c.WrapTransport = wrap })
 		b.endpoint(t, url, nil)
 		dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
@@ -406,11 +420,15 @@ func TestTransportErrorsReadTheSameUnwrapped(t *testing.T) {
 			a = as[0]
 			return true
 		}, 10*time.Second, time.Millisecond)
-		require.Zero(t, a.StatusCode)
-		return a.Error
+		return a
 	}
-	direct := attemptError(nil)
-	wrapped := attemptError(func(rt http.RoundTripper) http.RoundTripper { return rt })
-	require.Contains(t, direct, "connection refused")
-	require.Equal(t, wrapped, direct)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			direct := attempt(t, c.url, nil)
+			wrapped := attempt(t, c.url, func(rt http.RoundTripper) http.RoundTripper { return rt })
+			require.Contains(t, direct.Error, c.want)
+			require.Equal(t, wrapped.Error, direct.Error)
+			require.Equal(t, wrapped.StatusCode, direct.StatusCode)
+		})
+	}
 }
