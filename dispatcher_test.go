@@ -116,9 +116,16 @@ func (b *bundle) endpoint(t *testing.T, url string, tweak func(*convoy.Endpoint)
 
 func (b *bundle) send(t *testing.T, typ string, data string) *convoy.Event {
 	t.Helper()
+	return b.sendResult(t, typ, data).Event
+}
+
+// sendResult sends an event to the bundle's app and returns what Send
+// returned.
+func (b *bundle) sendResult(t *testing.T, typ string, data string) *convoy.SendResult {
+	t.Helper()
 	res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: typ, Data: json.RawMessage(data)})
 	require.NoError(t, err)
-	return res.Event
+	return res
 }
 
 // waitStatus polls until the delivery reaches status.

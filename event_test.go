@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/convoykit/convoy"
@@ -321,12 +322,7 @@ func TestSendBehindABacklogHoldsNoWorker(t *testing.T) {
 	b := setup(t, st, func(c *convoy.Config) { c.Workers, c.PerEndpoint = 1, 1 })
 	t.Cleanup(func() { st.claims.release(); st.inserts.release() }) // before Close
 	b.endpoint(t, rc.URL, nil)
-	ctx := context.Background()
-	send := func() *convoy.SendResult {
-		res, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
-		require.NoError(t, err)
-		return res
-	}
+	send := func() *convoy.SendResult { return b.sendResult(t, "x", `{}`) }
 
 	first := send() // leased by Send, held by the receiver
 	require.Equal(t, convoy.DeliveryProcessing, first.Deliveries[0].Status)
@@ -344,7 +340,8 @@ func TestSendBehindABacklogHoldsNoWorker(t *testing.T) {
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
-		send()
+		_, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
+		assert.NoError(t, err)
 	}()
 	<-st.insEntered // this Send now waits for the store
 	st.claims.release()
@@ -379,12 +376,7 @@ func TestSendLeasesAgainOnceTheBacklogIsGone(t *testing.T) {
 				})
 				b := setup(t, sk.open(t), func(c *convoy.Config) { c.Workers, c.PerEndpoint = workers, workers })
 				b.endpoint(t, rc.URL, nil)
-				ctx := context.Background()
-				send := func() *convoy.SendResult {
-					res, err := b.d.Send(ctx, b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
-					require.NoError(t, err)
-					return res
-				}
+				send := func() *convoy.SendResult { return b.sendResult(t, "x", `{}`) }
 				var ids []string
 				for round := range 5 {
 					hold := make(chan struct{})
