@@ -161,8 +161,10 @@ type recordDeadlines struct {
 	mu    sync.Mutex
 	cur   context.Context
 	until time.Time // the last start time cur serves
-	// cancel is cur's. The contexts of earlier steps end at their own
-	// deadlines, or with parent.
+	// cancel is cur's, kept but never called: calls may still run under
+	// cur when the next step begins, so every step's context ends at its
+	// own deadline, or with parent (which the recorder cancels when it
+	// stops).
 	cancel context.CancelFunc
 }
 

@@ -52,11 +52,11 @@
 // waits. An operation that fails does not affect the others of its
 // batch: operations check everything before they write, and when one
 // fails after writing the transaction is rolled back and the rest of the
-// batch runs again without it. A batch in which no
-// operation wrote is rolled back instead of committed, so it costs no
-// fsync; Claim goes further and looks for due work in a read-only
-// transaction before it queues. Reads run in their own read-only
-// transactions, concurrently with the committer.
+// batch runs again without it. A batch in which no operation wrote is
+// rolled back instead of committed, so it costs no fsync; Claim goes
+// further and looks for due work in a read-only transaction before it
+// queues. Reads run in their own read-only transactions, concurrently
+// with the committer.
 //
 // A caller whose context ends while its write waits for the committer gets
 // ctx.Err(); the write may still have happened (if the committer had already
