@@ -225,9 +225,11 @@ func (d *Dispatcher) schedule(ctx context.Context, jobs chan<- job) {
 	handle := func(r claimResult) {
 		inflight--
 		reserved -= r.n
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || d.isClosed() {
 			// Close began while the claim was in flight: no new attempt
-			// starts, so what it leased goes back to the queue.
+			// starts, so what it leased goes back to the queue. Close
+			// refuses Sends a moment before it stops the scheduler, and
+			// a claim landing in between must not start attempts either.
 			for _, dl := range r.ds {
 				d.releaseLease(dl)
 			}

@@ -598,22 +598,43 @@ func TestLightLoadCostsNoClaims(t *testing.T) {
 	}
 }
 
+// leaseHeldClaims is a store without capabilities whose claims, once
+// armed, hold what they leased until open. The gate comes after the
+// claim, so no claim that leased a delivery sent after arming passes it.
+type leaseHeldClaims struct {
+	convoy.Store
+	armed atomic.Bool
+	held  chan struct{} // one value per claim held
+	open  chan struct{}
+}
+
+func (s *leaseHeldClaims) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
+	ds, err := s.Store.Claim(ctx, req)
+	if len(ds) > 0 && s.armed.Load() {
+		s.held <- struct{}{}
+		<-s.open
+	}
+	return ds, err
+}
+
 // TestCloseGivesBackWhatAClaimInFlightLeased: a claim that Close overtakes
 // gives its deliveries back to the queue, for the next dispatcher, instead
 // of starting their attempts while the dispatcher shuts down.
 func TestCloseGivesBackWhatAClaimInFlightLeased(t *testing.T) {
-	st := &gatedClaims{Store: memory.New(), open: make(chan struct{})}
+	st := &leaseHeldClaims{Store: memory.New(), held: make(chan struct{}, 8), open: make(chan struct{})}
 	b := setup(t, st, nil)
+	var opened sync.Once
+	t.Cleanup(func() { opened.Do(func() { close(st.open) }) }) // before setup's Close
 	rc := testutil.NewReceiver(t, nil)
 	b.endpoint(t, rc.URL, nil)
 	st.armed.Store(true)
 	res, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return len(st.reqs) > 0
-	}, 10*time.Second, time.Millisecond, "the scheduler's claim is held at the gate")
+	select {
+	case <-st.held: // the scheduler's claim leased it, and is held
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scheduler never claimed the delivery")
+	}
 
 	closed := make(chan error, 1)
 	go func() { closed <- b.d.Close(context.Background()) }()
@@ -621,7 +642,7 @@ func TestCloseGivesBackWhatAClaimInFlightLeased(t *testing.T) {
 		_, err := b.d.Send(context.Background(), b.app.ID, convoy.Event{Type: "x", Data: json.RawMessage(`{}`)})
 		return errors.Is(err, convoy.ErrClosed)
 	}, 10*time.Second, time.Millisecond, "Close has begun")
-	close(st.open) // the claim leases the delivery now, after Close began
+	opened.Do(func() { close(st.open) }) // the claim returns its lease now, after Close began
 	require.NoError(t, <-closed)
 
 	got, err := st.GetDelivery(context.Background(), res.Deliveries[0].ID)
