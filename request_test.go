@@ -410,17 +410,7 @@ func TestAttemptsReadTheSameUnwrapped(t *testing.T) {
 		b := setup(t, memory.New(), func(c *convoy.Config) { c.WrapTransport = wrap })
 		b.endpoint(t, url, nil)
 		dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
-		var a *convoy.Attempt
-		require.Eventually(t, func() bool {
-			as, _, err := b.d.ListAttempts(context.Background(), dl.ID, convoy.Page{})
-			require.NoError(t, err)
-			if len(as) == 0 {
-				return false
-			}
-			a = as[0]
-			return true
-		}, 10*time.Second, time.Millisecond)
-		return a
+		return b.failedWithin(t, dl.ID, 10*time.Second)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
