@@ -632,6 +632,7 @@ func (s *Store) InsertEvent(ctx context.Context, ev *convoy.Event, deliveries []
 	if err := s.submit(ctx, s.inserts, o); err != nil {
 		return convoy.InsertResult{}, err
 	}
+	s.grew(len(deliveries))
 	return o.ins, nil
 }
 
@@ -666,6 +667,7 @@ func (s *Store) InsertEventClaim(ctx context.Context, ev *convoy.Event, deliveri
 	if err := s.submit(ctx, s.inserts, o); err != nil {
 		return convoy.InsertResult{}, err
 	}
+	s.grew(len(deliveries))
 	return o.ins, nil
 }
 
@@ -713,6 +715,7 @@ func (s *Store) InsertEventTx(ctx context.Context, tx pgx.Tx, ev *convoy.Event, 
 	if err := sp.Commit(ctx); err != nil {
 		return convoy.InsertResult{}, s.wrap(err)
 	}
+	s.grew(len(deliveries))
 	return o.ins, nil
 }
 

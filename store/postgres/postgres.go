@@ -54,6 +54,12 @@ type Store struct {
 	listen  *listener
 	wg      sync.WaitGroup
 	stop    chan struct{}
+
+	// The analyzer (see analyze.go): deliveries inserted, the count at
+	// which it is asked next (0: never again), and its wake-up.
+	inserted  atomic.Int64
+	analyzeAt atomic.Int64
+	analyzeC  chan struct{}
 }
 
 var (
@@ -175,17 +181,19 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts *Options) 
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
 	s := &Store{
-		pool:    pool,
-		ownPool: own,
-		opts:    o,
-		ident:   pgx.Identifier{o.Schema}.Sanitize(),
-		log:     o.Logger,
-		quit:    make(chan struct{}),
-		token:   hex.EncodeToString(tok[:]),
-		notifyC: make(chan struct{}, 1),
-		subs:    make(map[uint64]func()),
-		stop:    make(chan struct{}),
+		pool:     pool,
+		ownPool:  own,
+		opts:     o,
+		ident:    pgx.Identifier{o.Schema}.Sanitize(),
+		log:      o.Logger,
+		quit:     make(chan struct{}),
+		token:    hex.EncodeToString(tok[:]),
+		notifyC:  make(chan struct{}, 1),
+		subs:     make(map[uint64]func()),
+		stop:     make(chan struct{}),
+		analyzeC: make(chan struct{}, 1),
 	}
+	s.analyzeAt.Store(analyzeFirst)
 	if o.Migrate {
 		if err := s.Migrate(ctx); err != nil {
 			return nil, err
@@ -197,8 +205,9 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts *Options) 
 	s.inserts = newCommitter(o.InsertBatch, func(o *op) int { return max(1, len(o.ds)) }, s.runInserts)
 	go s.records.loop(s.quit)
 	go s.inserts.loop(s.quit)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.notifyLoop()
+	go s.analyzeLoop()
 	return s, nil
 }
 
