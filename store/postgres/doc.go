@@ -57,13 +57,16 @@
 // under another owner's unexpired lease. So a slow endpoint holds at most
 // its share of the workers of the whole fleet, not of each process.
 // Concurrent claims cannot together overfill an endpoint: a claim takes a
-// transaction-scoped advisory lock per endpoint with
-// pg_try_advisory_xact_lock, which never waits, and skips the endpoints
-// another claim holds at that moment (their work stays due for the next
-// claim). When the head of deliveries_due is all work of endpoints at
-// their cap, the claim looks up the other endpoints' earliest due work
-// through deliveries_endpoint_due, so a slow endpoint's backlog does not
-// starve the others.
+// transaction-scoped advisory lock per endpoint of the work at the head
+// of deliveries_due, in ID order, waiting for a claim (or an
+// InsertEventClaim) that holds one, and counts the endpoint's leases
+// only once it holds the lock, so it sees what the other took; a claim
+// is short, so the wait is too. When the head of deliveries_due is all
+// work of endpoints at their cap, the claim looks up the other
+// endpoints' earliest due work through deliveries_endpoint_due, so a
+// slow endpoint's backlog does not starve the others; there it skips
+// the endpoints another claim holds (their work stays due for the next
+// claim).
 //
 // # Ordered endpoints across processes
 //

@@ -25,8 +25,11 @@ import (
 // Owner, so InFlight counts its own attempts and the store counts the
 // other processes'. Two claims never fill one endpoint's last slots
 // together: a claim takes a transaction-scoped advisory lock per endpoint
-// (pg_try_advisory_xact_lock, which never waits) and skips the endpoints
-// another claim holds at that moment; they stay due for the next claim.
+// and counts its leases once it holds it. For the endpoints at the head
+// of the due order it waits for a claim holding the lock, so the second
+// of two claims in flight takes what the first left instead of nothing;
+// in its fallback pass over the other endpoints it skips those held (see
+// the package documentation).
 func (s *Store) Claim(ctx context.Context, req convoy.ClaimRequest) ([]*convoy.Delivery, error) {
 	args, err := s.claimArgs(ctx, req)
 	if args == nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/convoykit/convoy"
@@ -222,4 +224,46 @@ func TestRequeueAndRetentionDoNotCross(t *testing.T) {
 	require.Equal(t, moved, st.Deliveries[convoy.DeliveryScheduled], "every delivery requeued is still there")
 	require.Equal(t, n, moved+deleted)
 	require.Equal(t, moved, len(f.claim(t0, n)))
+}
+
+// TestClaimWaitsForAClaimInFlight: a claim that finds the endpoint at the
+// head of the due order held by another claim (of this process or
+// another) waits for it and then takes what the cap leaves, rather than
+// coming back empty. A Dispatcher keeps two claims in flight, and with
+// one busy endpoint the second always met the first.
+func TestClaimWaitsForAClaimInFlight(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 1)
+	f.send(t0, 5)
+	pool := testPool(t)
+	first, err := pool.Begin(f.ctx)
+	require.NoError(t, err)
+	defer func() { _ = first.Rollback(context.Background()) }()
+	// The first claim, still running: it holds the endpoint's lock and
+	// leased two of the five, which it has not committed.
+	var leased int
+	require.NoError(t, first.QueryRow(f.ctx, `SELECT count(*) FROM `+pgx.Identifier{s.Schema()}.Sanitize()+`.claim($1, 2, 'process-a', $2, 3,
+		'{}', '{}', 64, '{}', '{}')`, t0.UnixNano(), t0.Add(time.Minute).UnixNano()).Scan(&leased))
+	require.Equal(t, 2, leased)
+
+	done := make(chan []*convoy.Delivery, 1)
+	go func() {
+		ds, err := s.Claim(f.ctx, convoy.ClaimRequest{Now: t0, Limit: 5, Owner: "process-b", Lease: time.Minute, PerEndpoint: 3})
+		assert.NoError(t, err)
+		done <- ds
+	}()
+	waiting := func() bool {
+		var n int
+		require.NoError(t, pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n))
+		return n > 0
+	}
+	require.Eventually(t, func() bool { return len(done) > 0 || waiting() }, 10*time.Second, 5*time.Millisecond)
+	require.Empty(t, done, "the claim returned while another held the endpoint")
+	require.NoError(t, first.Commit(f.ctx))
+	select {
+	case ds := <-done:
+		require.Len(t, ds, 1, "the cap is three and the first claim holds two")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the claim still waits after the first committed")
+	}
 }
