@@ -382,12 +382,7 @@ func TestInsertClaimWaitsForAClaimsLock(t *testing.T) {
 		assert.NoError(t, err)
 		done <- res
 	}()
-	waiting := func() bool {
-		var n int
-		require.NoError(t, pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n))
-		return n > 0
-	}
-	require.Eventually(t, func() bool { return len(done) > 0 || waiting() }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(done) > 0 || waitsForClaimLock(t, schema) }, 10*time.Second, 5*time.Millisecond)
 	require.Empty(t, done, "InsertEventClaim returned while the claim's lock was held")
 	require.NoError(t, holder.Commit(f.ctx))
 	select {

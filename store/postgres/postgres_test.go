@@ -100,6 +100,17 @@ func freshSchema(tb testing.TB) string {
 	return name
 }
 
+// waitsForClaimLock reports whether a session waits for one of the
+// endpoint locks Claim and InsertEventClaim take in schema (the claim
+// function's lock space; see migration 2).
+func waitsForClaimLock(tb testing.TB, schema string) bool {
+	tb.Helper()
+	var n int
+	require.NoError(tb, testPool(tb).QueryRow(tb.Context(), `SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND NOT granted AND classid = hashtext('convoy.claim:' || $1)::oid`, schema).Scan(&n))
+	return n > 0
+}
+
 // newStore returns a Store on a fresh, migrated schema of the shared
 // pool, closed when the test ends (before its schema is dropped).
 func newStore(tb testing.TB, opts *postgres.Options) *postgres.Store {

@@ -252,12 +252,7 @@ func TestClaimWaitsForAClaimInFlight(t *testing.T) {
 		assert.NoError(t, err)
 		done <- ds
 	}()
-	waiting := func() bool {
-		var n int
-		require.NoError(t, pool.QueryRow(f.ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n))
-		return n > 0
-	}
-	require.Eventually(t, func() bool { return len(done) > 0 || waiting() }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(done) > 0 || waitsForClaimLock(t, s.Schema()) }, 10*time.Second, 5*time.Millisecond)
 	require.Empty(t, done, "the claim returned while another held the endpoint")
 	require.NoError(t, first.Commit(f.ctx))
 	select {
