@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/convoykit/convoy"
 )
 
@@ -200,4 +203,26 @@ func decodeJSON(field string, b []byte, v any) error {
 
 func decodeErr(field string, err error) error {
 	return fmt.Errorf("convoy: postgres: stored %s do not decode: %w", field, err)
+}
+
+// uuids is ids as the parameter of a uuid[]. Given a []string for one,
+// pgx tries the binary format, fails, formats the whole slice into an
+// error it throws away and sends text: about 5% of a saturated
+// dispatcher's CPU on this store. []pgtype.UUID goes as binary at once,
+// 16 bytes an ID instead of 37. A string that is not a UUID (IDs are
+// checked before they get here) leaves ids as they are, for PostgreSQL
+// to refuse; nil stays NULL.
+func uuids(ids []string) any {
+	if ids == nil {
+		return []pgtype.UUID(nil)
+	}
+	out := make([]pgtype.UUID, len(ids))
+	for i, id := range ids {
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return ids
+		}
+		out[i] = pgtype.UUID{Bytes: u, Valid: true}
+	}
+	return out
 }

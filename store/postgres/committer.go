@@ -327,12 +327,12 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 		// only under that lock, and the rest is settings.
 		b.Queue(s.q(`SELECT endpoint_id FROM {s}.endpoint_state
 			WHERE endpoint_id IN (SELECT endpoint_id FROM {s}.deliveries WHERE id = ANY ($1))
-			ORDER BY endpoint_id FOR NO KEY UPDATE`), recIDs)
-		b.Queue(s.q(selectEndpoint+` WHERE e.id IN (SELECT endpoint_id FROM {s}.deliveries WHERE id = ANY ($1))`), recIDs)
+			ORDER BY endpoint_id FOR NO KEY UPDATE`), uuids(recIDs))
+		b.Queue(s.q(selectEndpoint+` WHERE e.id IN (SELECT endpoint_id FROM {s}.deliveries WHERE id = ANY ($1))`), uuids(recIDs))
 	}
 	b.Queue(s.q(`SELECT id, endpoint_id, status, lease_id, attempts, round_attempts, claims, next_attempt_at,
 			last_error, updated_at, due_at IS NULL AND status IN ('Scheduled', 'Retry', 'Processing')
-		FROM {s}.deliveries WHERE id = ANY ($1) ORDER BY id FOR NO KEY UPDATE`), ids)
+		FROM {s}.deliveries WHERE id = ANY ($1) ORDER BY id FOR NO KEY UPDATE`), uuids(ids))
 	eps := make(map[string]*estate)
 	ds := make(map[string]*dstate, len(ids))
 	br := conn.SendBatch(ctx, b)
@@ -478,7 +478,7 @@ func (s *Store) commitBatch(ctx context.Context, ops []*op) error {
 	}
 	b.Queue(s.q(updateDeliveriesSQL), deliveryArgs(ds)...)
 	if len(ended) > 0 {
-		b.Queue(s.q(`SELECT {s}.ungate($1)`), ended)
+		b.Queue(s.q(`SELECT {s}.ungate($1)`), uuids(ended))
 	}
 	if args := healthArgs(eps); args != nil {
 		b.Queue(s.q(updateHealthSQL), args...)
@@ -542,7 +542,7 @@ func attemptArgs(as []*convoy.Attempt) []any {
 		reqH[i], reqB[i], respH[i], respB[i] = encodeHeaders(a.RequestHeaders), a.RequestBody, encodeHeaders(a.ResponseHeaders), a.ResponseBody
 		truncated[i], started[i], durs[i] = a.ResponseTruncated, nanos(a.StartedAt), int64(a.Duration)
 	}
-	return []any{dIDs, nums, ids, evIDs, epIDs, urls, methods, reqH, reqB, codes, respH, respB, truncated, errs, ips, started, durs}
+	return []any{uuids(dIDs), nums, uuids(ids), evIDs, epIDs, urls, methods, reqH, reqB, codes, respH, respB, truncated, errs, ips, started, durs}
 }
 
 const updateDeliveriesSQL = `
@@ -574,7 +574,7 @@ func deliveryArgs(ds map[string]*dstate) []any {
 			due = append(due, dueNanos(d.status, fromNanos(d.next)))
 		}
 	}
-	return []any{ids, sts, att, round, claims, next, errs, updated, due}
+	return []any{uuids(ids), sts, att, round, claims, next, errs, updated, due}
 }
 
 const updateHealthSQL = `
@@ -595,7 +595,7 @@ func healthArgs(eps map[string]*estate) []any {
 	if ids == nil {
 		return nil
 	}
-	return []any{ids, health}
+	return []any{uuids(ids), health}
 }
 
 const updateStatusSQL = `
@@ -613,5 +613,5 @@ func statusArgs(eps map[string]*estate) []any {
 	if ids == nil {
 		return nil
 	}
-	return []any{ids, sts}
+	return []any{uuids(ids), sts}
 }

@@ -204,8 +204,8 @@ func insertArgs(ops []*op, channel *string) []any {
 		}
 	}
 	return []any{
-		evIDs, evApps, evTypes, evData, evKeys, evCreated,
-		ids, eps, evs, apps, types, sts, att, round, claims, next, owners, leases, exp, errs, created, upd,
+		uuids(evIDs), uuids(evApps), evTypes, evData, evKeys, evCreated,
+		uuids(ids), uuids(eps), uuids(evs), uuids(apps), types, sts, att, round, claims, next, owners, leases, exp, errs, created, upd,
 		channel, due, evTrace,
 	}
 }
@@ -383,8 +383,9 @@ func (s *Store) planLeases(ctx context.Context, conn *pgxpool.Conn, ops []*op) (
 	// own short transaction, and an endpoint skipped here would have its
 	// new delivery left for the scheduler to claim, which takes the lock
 	// again; at light load that became a loop of claims that kept every
-	// Send from leasing. Claims only try these locks, so a claim never
-	// waits for a Send, and Sends take them in one order.
+	// Send from leasing. Claims wait for them too, in the same order (and
+	// only try them in their fallback pass), so no two lockers wait for
+	// each other.
 	//
 	// The statements go in one round trip (a pipeline); each after the
 	// first runs in a new snapshot, so what the locks' former holders
@@ -400,7 +401,7 @@ func (s *Store) planLeases(ctx context.Context, conn *pgxpool.Conn, ops []*op) (
 		            WHERE ($3 OR e IN (SELECT id FROM o))
 		            ORDER BY n)
 		SELECT coalesce(array(SELECT e FROM l), '{}'), coalesce(array(SELECT id FROM o), '{}')`),
-		eps, s.opts.Schema, capped).QueryRow(func(r pgx.Row) error { return r.Scan(&locked, &orderedE) })
+		uuids(eps), s.opts.Schema, capped).QueryRow(func(r pgx.Row) error { return r.Scan(&locked, &orderedE) })
 	b.Queue(s.q(`
 		SELECT due_at FROM {s}.deliveries
 		 WHERE status IN ('Scheduled', 'Retry', 'Processing') AND due_at IS NOT NULL
@@ -416,7 +417,7 @@ func (s *Store) planLeases(ctx context.Context, conn *pgxpool.Conn, ops []*op) (
 		                       WHERE e.id = ANY ($1::uuid[]) AND e.ordered
 		                         AND EXISTS (SELECT 1 FROM {s}.deliveries
 		                                      WHERE endpoint_id = e.id AND status IN ('Scheduled', 'Retry', 'Processing'))), '{}')`),
-		eps).QueryRow(func(r pgx.Row) error { return r.Scan(&pending) })
+		uuids(eps)).QueryRow(func(r pgx.Row) error { return r.Scan(&pending) })
 	// inFlight[endpoint][owner] counts Processing deliveries under
 	// unexpired leases, of the endpoints locked (all of eps when capped).
 	inFlight := map[string]map[string]int{}
@@ -425,7 +426,7 @@ func (s *Store) planLeases(ctx context.Context, conn *pgxpool.Conn, ops []*op) (
 			SELECT endpoint_id, lease_owner, count(*) FROM {s}.deliveries
 			 WHERE endpoint_id = ANY ($1::uuid[]) AND status IN ('Scheduled', 'Retry', 'Processing')
 			   AND status = 'Processing' AND due_at > $2
-			 GROUP BY 1, 2`), eps, *minimum).Query(func(rows pgx.Rows) error {
+			 GROUP BY 1, 2`), uuids(eps), *minimum).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var (
 					ep, owner string

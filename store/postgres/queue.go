@@ -124,7 +124,7 @@ func (s *Store) claimArgs(ctx context.Context, req convoy.ClaimRequest) ([]any, 
 	}
 	perEndpoint := min(max(req.PerEndpoint, 0), math.MaxInt32)
 	scan := min(max(4*limit, 64), 10000)
-	return []any{sortNanos(req.Now), limit, req.Owner, expires.UnixNano(), perEndpoint, eps, ns, scan, capEps, caps}, nil
+	return []any{sortNanos(req.Now), limit, req.Owner, expires.UnixNano(), perEndpoint, uuids(eps), ns, scan, uuids(capEps), caps}, nil
 }
 
 // NextDue implements [convoy.Store]: the first entry of deliveries_due.
