@@ -42,6 +42,7 @@ const (
 	opRecord opKind = iota
 	opRelease
 	opInsert
+	opListEndpoints
 )
 
 // op is one call waiting for a committer.
@@ -59,6 +60,11 @@ type op struct {
 	// the transaction running, leased or not).
 	claim *convoy.ClaimRequest
 	given []*convoy.Delivery
+	// appID and limit are the app and the page size (plus one) of a
+	// first-page ListEndpoints, eps what it read.
+	appID string
+	limit int
+	eps   []*convoy.Endpoint
 
 	// Set by the committer before done is closed.
 	res      convoy.RecordResult

@@ -68,3 +68,24 @@ func InsertTogether(ctx context.Context, s *Store, calls []TestInsert) []TestIns
 	}
 	return out
 }
+
+// TestListed is what ListTogether read for one call.
+type TestListed struct {
+	Eps []*convoy.Endpoint
+	Err error
+}
+
+// ListTogether runs first-page ListEndpoints calls of the apps given, with
+// those page sizes (plus one, as ListEndpoints asks), as one group read.
+func ListTogether(ctx context.Context, s *Store, apps []string, limits []int) []TestListed {
+	batch := make([]*op, len(apps))
+	for i := range apps {
+		batch[i] = &op{ctx: ctx, kind: opListEndpoints, appID: apps[i], limit: limits[i], done: make(chan struct{})}
+	}
+	s.runEndpointReads(batch)
+	out := make([]TestListed, len(batch))
+	for i, o := range batch {
+		out[i] = TestListed{Eps: o.eps, Err: o.err}
+	}
+	return out
+}

@@ -40,6 +40,10 @@ type Store struct {
 	// (committer.go); quit stops them.
 	records *committer
 	inserts *committer
+	reads   *committer
+	// reading counts the first pages of ListEndpoints being read (see
+	// runEndpointReads).
+	reading atomic.Int32
 	quit    chan struct{}
 
 	// Wake-ups (wake.go). token is this Store's mark on the notifications
@@ -203,8 +207,10 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts *Options) 
 	}
 	s.records = newCommitter(o.RecordBatch, nil, s.runRecords)
 	s.inserts = newCommitter(o.InsertBatch, func(o *op) int { return max(1, len(o.ds)) }, s.runInserts)
+	s.reads = newCommitter(maxReadBatch, nil, s.runEndpointReads)
 	go s.records.loop(s.quit)
 	go s.inserts.loop(s.quit)
+	go s.reads.loop(s.quit)
 	s.wg.Add(2)
 	go s.notifyLoop()
 	go s.analyzeLoop()
@@ -223,15 +229,17 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return convoy.ErrClosed
 	}
-	for _, c := range []*committer{s.records, s.inserts} {
+	committers := []*committer{s.records, s.inserts, s.reads}
+	for _, c := range committers {
 		c.mu.Lock() // no call is queued after this
 	}
 	close(s.quit)
-	for _, c := range []*committer{s.records, s.inserts} {
+	for _, c := range committers {
 		c.mu.Unlock()
 	}
-	<-s.records.done
-	<-s.inserts.done
+	for _, c := range committers {
+		<-c.done
+	}
 	close(s.stop)
 	s.wmu.Lock()
 	l := s.listen
