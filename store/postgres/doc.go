@@ -117,6 +117,13 @@
 // stored again on its own, so only the refused ones fail.
 // [Options].InsertBatch bounds the deliveries of a batch.
 //
+// The first pages of ListEndpoints (which Send reads for every event)
+// asked for while another is being read are read together by a third
+// goroutine: one statement for all their apps, each endpoint decoded
+// once. It starts after every call it answers was made, so no call misses
+// an endpoint committed before it; a call made while nothing is being
+// read reads on its own at once.
+//
 // # No hot rows
 //
 // An endpoint's health is a narrow row of endpoint_state, which every
