@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -497,9 +498,12 @@ func (s *Store) runEndpointReads(ops []*op) {
 			close(o.done)
 		}
 	}()
+	// Keyed by the ID as PostgreSQL spells it (lower case): a valid ID
+	// may come in upper case, and the rows come back lower.
 	limits := map[string]int{}
 	for _, o := range ops {
-		limits[o.appID] = max(limits[o.appID], o.limit)
+		app := strings.ToLower(o.appID)
+		limits[app] = max(limits[app], o.limit)
 	}
 	apps, ns := make([]string, 0, len(limits)), make([]int32, 0, len(limits))
 	for app, n := range limits {
@@ -526,10 +530,11 @@ func (s *Store) runEndpointReads(ops []*op) {
 	}
 	taken := map[string]bool{}
 	for _, o := range ops {
-		eps := byApp[o.appID]
+		app := strings.ToLower(o.appID)
+		eps := byApp[app]
 		eps = eps[:min(len(eps), o.limit)]
-		if !taken[o.appID] {
-			taken[o.appID] = true
+		if !taken[app] {
+			taken[app] = true
 			o.eps = eps // the first caller of an app takes what was decoded
 			continue
 		}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -25,7 +26,8 @@ func endpointIDs(eps []*convoy.Endpoint) []string {
 // TestListEndpointsReadTogether: first pages of several apps read in one
 // group read give each call its app's endpoints in ID order, cut to its
 // own page size, and copies of its own even when two calls ask for the
-// same app.
+// same app (one of them spelling its ID in upper case, as ValidateID
+// allows).
 func TestListEndpointsReadTogether(t *testing.T) {
 	s := newStore(t, nil)
 	a, b := setup(t, s, 3), setup(t, s, 1)
@@ -36,7 +38,7 @@ func TestListEndpointsReadTogether(t *testing.T) {
 		return ids[:min(n, len(ids))]
 	}
 	got := postgres.ListTogether(t.Context(), s,
-		[]string{a.app.ID, b.app.ID, a.app.ID, empty.app.ID}, []int{2, 10, 10, 10})
+		[]string{a.app.ID, b.app.ID, a.app.ID, empty.app.ID, strings.ToUpper(a.app.ID)}, []int{2, 10, 10, 10, 10})
 	for _, g := range got {
 		require.NoError(t, g.Err)
 	}
@@ -44,6 +46,7 @@ func TestListEndpointsReadTogether(t *testing.T) {
 	require.Equal(t, want(b, 10), endpointIDs(got[1].Eps))
 	require.Equal(t, want(a, 10), endpointIDs(got[2].Eps))
 	require.Empty(t, got[3].Eps)
+	require.Equal(t, want(a, 10), endpointIDs(got[4].Eps), "the app's ID in upper case")
 	for i := range got[0].Eps {
 		require.NotSame(t, got[0].Eps[i], got[2].Eps[i], "two calls share an endpoint")
 		require.Equal(t, got[0].Eps[i], got[2].Eps[i])

@@ -44,8 +44,9 @@
 // partial index deliveries_due, on due_at (next_attempt_at while
 // Scheduled or Retry, lease_expires_at while Processing) of the pending
 // deliveries only, in due order, and locks what it takes with FOR UPDATE
-// SKIP LOCKED. Concurrent claims, in one process or many, never wait for
-// one another and never hand out a delivery twice; a crashed process's
+// SKIP LOCKED. Concurrent claims, in one process or many, never hand out
+// a delivery twice (under PerEndpoint they wait for one another only on
+// an endpoint's lock, see below); a crashed process's
 // deliveries become due again when their leases expire. Time always comes
 // from the caller (ClaimRequest.Now, Transition.Now), never from the
 // database's clock, so processes agree on what is due as long as their
@@ -66,8 +67,8 @@
 // its share of the workers of the whole fleet, not of each process.
 // Concurrent claims cannot together overfill an endpoint: a claim takes a
 // transaction-scoped advisory lock per endpoint of the work at the head
-// of deliveries_due, in ID order, waiting for a claim (or an
-// InsertEventClaim) that holds one, and counts the endpoint's leases
+// of deliveries_due, in the order of the locks' keys, waiting for a
+// claim (or an InsertEventClaim) that holds one, and counts the endpoint's leases
 // only once it holds the lock, so it sees what the other took; a claim
 // is short, so the wait is too. When the head of deliveries_due is all
 // work of endpoints at their cap, the claim looks up the other

@@ -266,10 +266,10 @@ func (s *Store) insertOne(ctx context.Context, q querier, o *op, channel *string
 // deliveries:
 //
 //  1. When ops ask for PerEndpoint, it takes the advisory locks that
-//     Claim takes for the endpoints they would lease to, in ID order,
-//     waiting for a claim that holds one to commit (claims only try
-//     them, so they never wait for a Send). It does the same for the
-//     ordered endpoints among them, whatever the caps.
+//     Claim takes for the endpoints they would lease to, in the order of
+//     the locks' keys (Claim's order too), waiting for a claim that
+//     holds one to commit. It does the same for the ordered endpoints
+//     among them, whatever the caps.
 //  2. In new statements, so that the claims committed by the former
 //     holders of those locks are seen, it reads the earliest due time of
 //     the store, counts the deliveries of those endpoints Processing
@@ -378,14 +378,16 @@ func (s *Store) planLeases(ctx context.Context, conn *pgxpool.Conn, ops []*op) (
 		firstDue         *int64
 		locked, orderedE []string
 	)
-	slices.Sort(eps) // the same order in every process: no deadlock
+	slices.Sort(eps)
 	// The locks are waited for, not tried: a claim holds one only for its
 	// own short transaction, and an endpoint skipped here would have its
 	// new delivery left for the scheduler to claim, which takes the lock
 	// again; at light load that became a loop of claims that kept every
-	// Send from leasing. Claims wait for them too, in the same order (and
-	// only try them in their fallback pass), so no two lockers wait for
-	// each other.
+	// Send from leasing. They are taken in the order of their keys
+	// (hashtext of the endpoint ID), as Claim waits for them (it only
+	// tries them in its fallback pass), so no two lockers wait for each
+	// other; ID order would not do, for two endpoints whose IDs hash
+	// alike share a lock.
 	//
 	// The statements go in one round trip (a pipeline); each after the
 	// first runs in a new snapshot, so what the locks' former holders
@@ -396,10 +398,10 @@ func (s *Store) planLeases(ctx context.Context, conn *pgxpool.Conn, ops []*op) (
 	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	b.Queue(s.q(`
 		WITH o AS (SELECT id FROM {s}.endpoints WHERE id = ANY ($1::uuid[]) AND ordered),
-		     l AS (SELECT e, pg_advisory_xact_lock(hashtext('convoy.claim:' || $2), hashtext(e::text)) AS x
-		             FROM unnest($1::uuid[]) WITH ORDINALITY u(e, n)
-		            WHERE ($3 OR e IN (SELECT id FROM o))
-		            ORDER BY n)
+		     l AS (SELECT e, pg_advisory_xact_lock(hashtext('convoy.claim:' || $2), k) AS x
+		             FROM (SELECT e, hashtext(e::text) AS k FROM unnest($1::uuid[]) e
+		                    WHERE ($3 OR e IN (SELECT id FROM o))
+		                    ORDER BY k, e OFFSET 0) u)
 		SELECT coalesce(array(SELECT e FROM l), '{}'), coalesce(array(SELECT id FROM o), '{}')`),
 		uuids(eps), s.opts.Schema, capped).QueryRow(func(r pgx.Row) error { return r.Scan(&locked, &orderedE) })
 	b.Queue(s.q(`

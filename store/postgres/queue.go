@@ -16,8 +16,9 @@ import (
 // Claim implements [convoy.Store] with the schema's claim function, one
 // statement and one round trip: it walks deliveries_due in due order and
 // locks what it takes with FOR UPDATE SKIP LOCKED, so concurrent claims,
-// in this process or others, never wait for each other and never hand out
-// one delivery twice.
+// in this process or others, never hand out one delivery twice; under
+// PerEndpoint they wait for each other only on an endpoint's lock (see
+// below).
 //
 // req.PerEndpoint holds across processes: an endpoint is given at most
 // PerEndpoint - req.InFlight[endpoint] - (its deliveries Processing under

@@ -14,6 +14,7 @@ import (
 
 	"github.com/convoykit/convoy"
 	"github.com/convoykit/convoy/store/postgres"
+	"github.com/convoykit/convoy/store/storetest"
 )
 
 // TestClaimPerEndpointAcrossProcesses: two stores on one schema (two
@@ -261,4 +262,90 @@ func TestClaimWaitsForAClaimInFlight(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the claim still waits after the first committed")
 	}
+}
+
+// TestClaimLocksInKeyOrder: claims wait for endpoint locks in the order
+// of the locks' keys, not of the endpoint IDs. Endpoints a < b < c whose
+// IDs a and c hash alike share one lock; in ID order a claim for all
+// three could hold that lock and wait for b while a claim for b and c
+// held b and waited for it (PostgreSQL then aborts one as deadlocked).
+func TestClaimLocksInKeyOrder(t *testing.T) {
+	const ( // hashtext(a) = hashtext(c) = -2127450529; hashtext(b) = 191449399
+		a = "af86ad7e-58e4-48e9-928e-41af67a7f83f"
+		b = "b0000000-0000-4000-8000-000000000000"
+		c = "d3c4d0d0-b51f-45cd-8d68-c40c4a5383e5"
+	)
+	s := newStore(t, nil)
+	f := setup(t, s, 0)
+	eps := map[string]*convoy.Endpoint{}
+	for _, id := range []string{a, b, c} {
+		ep := storetest.NewEndpoint(f.app.ID)
+		ep.ID, ep.EventTypes = id, nil
+		require.NoError(t, s.CreateEndpoint(f.ctx, ep))
+		eps[id] = ep
+	}
+	// Due in the order b, c, a.
+	f.send(t0, 1, eps[b])
+	f.send(t0.Add(time.Second), 1, eps[c])
+	f.send(t0.Add(2*time.Second), 1, eps[a])
+
+	holder, err := testPool(t).Begin(f.ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(context.Background()) }()
+	_, err = holder.Exec(f.ctx, `SELECT pg_advisory_xact_lock(hashtext('convoy.claim:' || $1), hashtext($2::uuid::text))`, s.Schema(), a)
+	require.NoError(t, err)
+
+	waiting := func(n int) bool {
+		var got int
+		require.NoError(t, testPool(t).QueryRow(f.ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND classid = hashtext('convoy.claim:' || $1)::oid`, s.Schema()).Scan(&got))
+		return got >= n
+	}
+	type result struct {
+		ds  []*convoy.Delivery
+		err error
+	}
+	claim := func(now time.Time) chan result {
+		done := make(chan result, 1)
+		go func() {
+			ds, err := s.Claim(f.ctx, convoy.ClaimRequest{Now: now, Limit: 10, Owner: convoy.NewID(), Lease: time.Minute, PerEndpoint: 4})
+			done <- result{ds, err}
+		}()
+		return done
+	}
+	all := claim(t0.Add(3 * time.Second)) // a, b and c are due
+	require.Eventually(t, func() bool { return waiting(1) }, 10*time.Second, 5*time.Millisecond)
+	bc := claim(t0.Add(1500 * time.Millisecond)) // b and c are due
+	require.Eventually(t, func() bool { return waiting(2) }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, holder.Commit(f.ctx))
+
+	taken := 0
+	for _, done := range []chan result{all, bc} {
+		select {
+		case r := <-done:
+			require.NoError(t, r.err)
+			taken += len(r.ds)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a claim still waits")
+		}
+	}
+	require.Equal(t, 3, taken, "the two claims took the three deliveries between them")
+}
+
+// TestClaimLocksOnlyWhatItTakes: a claim whose candidates are mostly an
+// endpoint at its cap locks the deliveries it takes and no others (a
+// locked row is a dirty page and WAL, and a Record of it would wait).
+func TestClaimLocksOnlyWhatItTakes(t *testing.T) {
+	s := newStore(t, nil)
+	f := setup(t, s, 2)
+	busy, calm := f.eps[0], f.eps[1]
+	f.send(t0, 50, busy)
+	f.send(t0.Add(time.Second), 1, calm)
+	ds, err := s.Claim(f.ctx, convoy.ClaimRequest{Now: t0.Add(2 * time.Second), Limit: 2, Owner: convoy.NewID(), Lease: time.Minute, PerEndpoint: 1})
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	var locked int
+	require.NoError(t, testPool(t).QueryRow(f.ctx, `SELECT count(*) FROM `+pgx.Identifier{s.Schema()}.Sanitize()+`.deliveries
+		WHERE status = 'Scheduled' AND xmax <> 0`).Scan(&locked))
+	require.Zero(t, locked, "deliveries locked by the claim that it did not take")
 }

@@ -6,11 +6,11 @@
 -- leases for nothing: two thirds of a saturated dispatcher's claims, and
 -- much of its database's CPU. Waiting, it takes what the first left, by a
 -- count made after the first committed, so PerEndpoint holds as before;
--- and it locks its candidates in order, spending the allowances on those
--- still due, since the first may have taken the ones it would have
--- chosen. The fallback pass over the other endpoints still skips held
--- locks.
--- Nothing else changes: see version 2 for what claim does.
+-- it takes the locks in the order of their keys, as InsertEventClaim
+-- does, and it reads its candidates again once it holds them, since the
+-- first may have taken the ones it would have chosen. The fallback pass
+-- over the other endpoints still skips held locks. Nothing else changes:
+-- see version 2 for what claim does.
 CREATE OR REPLACE FUNCTION claim(p_now bigint, p_limit integer, p_owner text, p_expires bigint,
                       p_cap integer, p_own_endpoints uuid[], p_own_counts integer[], p_scan integer,
                       p_cap_endpoints uuid[], p_caps integer[])
@@ -32,16 +32,15 @@ DECLARE
     held_eps   uuid[];
     a_eps      uuid[];
     a_n        integer[];
-    a_left     integer[];
-    a_total    bigint;
-    r          record;
-    i          integer;
+    got        uuid[];
     capped     boolean := p_cap > 0 OR coalesce(cardinality(p_cap_endpoints), 0) > 0
                           OR EXISTS (SELECT 1 FROM endpoints WHERE ordered);
     lookahead  integer := CASE WHEN p_cap > 0 THEN greatest(p_cap, coalesce((SELECT max(c) FROM unnest(p_caps) c), 0))
                                ELSE p_limit END;
     n_sched    bigint := 0;
     n_retry    bigint := 0;
+    ns         bigint;
+    nr         bigint;
 BEGIN
     IF p_limit <= 0 THEN
         RETURN;
@@ -80,13 +79,17 @@ BEGIN
             END IF;
             EXIT WHEN cand_ids IS NULL;
 
-            new_eps := ARRAY(SELECT DISTINCT e FROM unnest(cand_eps) e WHERE e <> ALL (considered) ORDER BY e);
+            new_eps := ARRAY(SELECT DISTINCT e FROM unnest(cand_eps) e WHERE e <> ALL (considered));
             considered := considered || new_eps;
             IF pass = 1 THEN
                 -- The head's endpoints: wait for a claim that holds one,
-                -- in ID order (InsertEventClaim's too), holding no other
-                -- lock of this kind yet, so no two wait for each other.
-                PERFORM pg_advisory_xact_lock(lock_space, hashtext(e::text)) FROM unnest(new_eps) e;
+                -- holding no other lock of this kind yet, in the order of
+                -- the locks' keys, as InsertEventClaim takes them, so that
+                -- no two lockers wait for each other (two endpoints whose
+                -- IDs hash alike share a lock; ID order would then be no
+                -- order of the locks).
+                PERFORM pg_advisory_xact_lock(lock_space, k)
+                   FROM (SELECT DISTINCT hashtext(e::text) AS k FROM unnest(new_eps) e ORDER BY 1 OFFSET 0) l;
             ELSE
                 -- The others' earliest work: skip what another claim holds
                 -- (this one holds the head's locks by now).
@@ -155,37 +158,35 @@ BEGIN
             END IF;
 
             IF a_eps IS NOT NULL AND cardinality(pick_ids) > 0 THEN
-                -- Lock in candidate order, skipping what another
-                -- transaction holds, and spend each endpoint's allowance
-                -- on what is locked and still due: the candidates were
-                -- read before this claim waited, and a claim it waited
-                -- for may have taken the first of them. The loop ends
-                -- once the allowances are spent; its cursor reads a few
-                -- rows ahead, and those it locks and does not take are
-                -- free again at commit.
-                a_left := a_n;
-                a_total := (SELECT sum(n) FROM unnest(a_n) n);
-                FOR r IN SELECT d.id, d.endpoint_id, d.status
-                           FROM unnest(pick_ids) WITH ORDINALITY c(id, ord)
-                           JOIN deliveries d ON d.id = c.id
-                          WHERE d.endpoint_id = ANY (a_eps)
-                            AND d.status IN ('Scheduled', 'Retry', 'Processing')
-                            AND (d.due_at <= p_now OR d.due_at IS NULL AND d.id = ANY (o_heads))
-                          ORDER BY c.ord
-                          FOR UPDATE OF d SKIP LOCKED
-                LOOP
-                    i := array_position(a_eps, r.endpoint_id);
-                    CONTINUE WHEN a_left[i] <= 0;
-                    a_left[i] := a_left[i] - 1;
-                    a_total := a_total - 1;
-                    taken := taken || r.id;
-                    IF r.status = 'Scheduled' THEN
-                        n_sched := n_sched + 1;
-                    ELSIF r.status = 'Retry' THEN
-                        n_retry := n_retry + 1;
-                    END IF;
-                    EXIT WHEN cardinality(taken) >= p_limit OR a_total <= 0;
-                END LOOP;
+                -- The candidates were read before this claim waited, and
+                -- a claim it waited for may have taken the first of them:
+                -- read them again (this statement's snapshot is taken
+                -- after the wait) and spend each endpoint's allowance on
+                -- those still due, in due order, before locking; then lock
+                -- only what it chose.
+                SELECT coalesce(array_agg(id), '{}'),
+                       count(*) FILTER (WHERE status = 'Scheduled'),
+                       count(*) FILTER (WHERE status = 'Retry')
+                  INTO got, ns, nr
+                  FROM (SELECT d.id, d.status FROM deliveries d
+                         WHERE d.id IN (
+                               SELECT c.id
+                                 FROM (SELECT c.id, c.ep, c.ord,
+                                              row_number() OVER (PARTITION BY c.ep ORDER BY c.ord) AS rn
+                                         FROM unnest(pick_ids, pick_eps) WITH ORDINALITY c(id, ep, ord)
+                                         JOIN deliveries x ON x.id = c.id
+                                        WHERE x.status IN ('Scheduled', 'Retry', 'Processing')
+                                          AND (x.due_at <= p_now OR x.due_at IS NULL AND x.id = ANY (o_heads))) c
+                                 JOIN unnest(a_eps, a_n) a(ep, n) ON a.ep = c.ep
+                                WHERE c.rn <= a.n
+                                ORDER BY c.ord
+                                LIMIT p_limit - cardinality(taken))
+                           AND d.status IN ('Scheduled', 'Retry', 'Processing')
+                           AND (d.due_at <= p_now OR d.due_at IS NULL AND d.id = ANY (o_heads))
+                         FOR UPDATE SKIP LOCKED) s;
+                taken := taken || got;
+                n_sched := n_sched + ns;
+                n_retry := n_retry + nr;
             END IF;
             EXIT WHEN cardinality(taken) >= p_limit OR cardinality(cand_ids) < p_scan;
         END LOOP;
