@@ -23,8 +23,10 @@
 // advisory lock: several processes starting at once migrate once, and a
 // second run finds nothing to do. Options.Migrate runs it when the Store
 // is made; without it New and Open fail with [ErrNotMigrated] on a schema
-// that is not up to date. Migrations only add, so processes of the
-// previous release keep working on a schema a newer one migrated.
+// that is not up to date. Migrations only add, or replace a function by
+// one of the same signature and meaning (version 4, the claim), so
+// processes of the previous release keep working on a schema a newer one
+// migrated.
 //
 // Tables start empty, and the plans PostgreSQL caches for the store's
 // statements while they are nearly so read whole tables until the tables
