@@ -382,7 +382,7 @@ func TestInsertClaimWaitsForAClaimsLock(t *testing.T) {
 		assert.NoError(t, err)
 		done <- res
 	}()
-	require.Eventually(t, func() bool { return len(done) > 0 || waitsForClaimLock(t, schema) }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(done) > 0 || claimLockWaiters(t, schema) > 0 }, 10*time.Second, 5*time.Millisecond)
 	require.Empty(t, done, "InsertEventClaim returned while the claim's lock was held")
 	require.NoError(t, holder.Commit(f.ctx))
 	select {

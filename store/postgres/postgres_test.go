@@ -100,15 +100,15 @@ func freshSchema(tb testing.TB) string {
 	return name
 }
 
-// waitsForClaimLock reports whether a session waits for one of the
-// endpoint locks Claim and InsertEventClaim take in schema (the claim
-// function's lock space; see migration 2).
-func waitsForClaimLock(tb testing.TB, schema string) bool {
+// claimLockWaiters counts the sessions waiting for one of the endpoint
+// locks Claim and InsertEventClaim take in schema (the claim function's
+// lock space; see migration 2).
+func claimLockWaiters(tb testing.TB, schema string) int {
 	tb.Helper()
 	var n int
 	require.NoError(tb, testPool(tb).QueryRow(tb.Context(), `SELECT count(*) FROM pg_locks
 		WHERE locktype = 'advisory' AND NOT granted AND classid = hashtext('convoy.claim:' || $1)::oid`, schema).Scan(&n))
-	return n > 0
+	return n
 }
 
 // newStore returns a Store on a fresh, migrated schema of the shared

@@ -253,7 +253,7 @@ func TestClaimWaitsForAClaimInFlight(t *testing.T) {
 		assert.NoError(t, err)
 		done <- ds
 	}()
-	require.Eventually(t, func() bool { return len(done) > 0 || waitsForClaimLock(t, s.Schema()) }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(done) > 0 || claimLockWaiters(t, s.Schema()) > 0 }, 10*time.Second, 5*time.Millisecond)
 	require.Empty(t, done, "the claim returned while another held the endpoint")
 	require.NoError(t, first.Commit(f.ctx))
 	select {
@@ -295,12 +295,6 @@ func TestClaimLocksInKeyOrder(t *testing.T) {
 	_, err = holder.Exec(f.ctx, `SELECT pg_advisory_xact_lock(hashtext('convoy.claim:' || $1), hashtext($2::uuid::text))`, s.Schema(), a)
 	require.NoError(t, err)
 
-	waiting := func(n int) bool {
-		var got int
-		require.NoError(t, testPool(t).QueryRow(f.ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-			AND classid = hashtext('convoy.claim:' || $1)::oid`, s.Schema()).Scan(&got))
-		return got >= n
-	}
 	type result struct {
 		ds  []*convoy.Delivery
 		err error
@@ -314,9 +308,9 @@ func TestClaimLocksInKeyOrder(t *testing.T) {
 		return done
 	}
 	all := claim(t0.Add(3 * time.Second)) // a, b and c are due
-	require.Eventually(t, func() bool { return waiting(1) }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return claimLockWaiters(t, s.Schema()) >= 1 }, 10*time.Second, 5*time.Millisecond)
 	bc := claim(t0.Add(1500 * time.Millisecond)) // b and c are due
-	require.Eventually(t, func() bool { return waiting(2) }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return claimLockWaiters(t, s.Schema()) >= 2 }, 10*time.Second, 5*time.Millisecond)
 	require.NoError(t, holder.Commit(f.ctx))
 
 	taken := 0
