@@ -651,3 +651,62 @@ func TestCloseGivesBackWhatAClaimInFlightLeased(t *testing.T) {
 	require.Zero(t, got.Attempts)
 	require.Zero(t, rc.Count(), "no attempt started after Close began")
 }
+
+// TestShortRetryIsNotHeldByThePollInterval: a retry due sooner than
+// PollInterval is attempted when due; the scheduler must not sleep until
+// the lease expiry it saw while the record was landing.
+func TestShortRetryIsNotHeldByThePollInterval(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			b := setup(t, sk.open(t), func(c *convoy.Config) {
+				c.Retry = convoy.LinearRetry(50*time.Millisecond, 1)
+				c.PollInterval = time.Hour
+			})
+			rc := testutil.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+				if n == 1 {
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+			})
+			b.endpoint(t, rc.URL, nil)
+			dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
+			b.waitStatus(t, dl.ID, convoy.DeliveryRetry)
+			b.clock.Advance(50 * time.Millisecond)
+			b.waitStatus(t, dl.ID, convoy.DeliverySuccess)
+		})
+	}
+}
+
+// TestRetryBesideACappedEndpointIsNotHeldByThePollInterval: an endpoint at
+// its cap with work waiting makes the store's next due time a past one;
+// another endpoint's retry must still go out about when due, not a whole
+// PollInterval later.
+func TestRetryBesideACappedEndpointIsNotHeldByThePollInterval(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			b := setup(t, sk.open(t), func(c *convoy.Config) {
+				c.Workers, c.PerEndpoint = 4, 1
+				c.PollInterval = time.Hour
+				c.Timeout, c.Lease = time.Minute, 2*time.Minute // no timeout wakes the scheduler here
+				c.Retry = convoy.LinearRetry(time.Second, 1)
+			})
+			hang, _ := testutil.NewHoldingReceiver(t)
+			flaky := testutil.NewReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+				if n == 1 {
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+			})
+			b.endpoint(t, hang.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"slow"} })
+			b.endpoint(t, flaky.URL, func(e *convoy.Endpoint) { e.EventTypes = []string{"flaky"} })
+			for range 3 {
+				b.send(t, "slow", `{}`) // one in flight, two due behind the cap
+			}
+			require.Eventually(t, func() bool { return hang.Count() == 1 }, 10*time.Second, time.Millisecond)
+			dl := b.deliveries(t, b.send(t, "flaky", `{}`).ID)[0]
+			b.waitStatus(t, dl.ID, convoy.DeliveryRetry)
+			// Due in 1 s; the scheduler looks again every PollInterval/10
+			// (6 min here) at the latest while capped work is due.
+			b.clock.Advance(6 * time.Minute)
+			b.waitStatus(t, dl.ID, convoy.DeliverySuccess)
+		})
+	}
+}

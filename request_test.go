@@ -422,3 +422,21 @@ func TestAttemptsReadTheSameUnwrapped(t *testing.T) {
 		})
 	}
 }
+
+// TestTransportErrorsDoNotCarryTheURL: paths and queries of webhook URLs
+// often hold tokens; attempt errors (stored and logged) leave them out.
+func TestTransportErrorsDoNotCarryTheURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	b := setup(t, memoryStore(), nil)
+	b.endpoint(t, "http://"+addr+"/hooks/T0KEN-in-path?sig=T0KEN-in-query", nil)
+	dl := b.deliveries(t, b.send(t, "x", `{}`).ID)[0]
+	got := b.waitStatus(t, dl.ID, convoy.DeliveryRetry)
+	a := b.attempts(t, got.ID)[0]
+	require.Contains(t, a.Error, "refused")
+	require.NotContains(t, a.Error, "T0KEN")
+	require.NotContains(t, got.LastError, "T0KEN")
+	require.NotContains(t, testutil.CapturedLogs(), "T0KEN")
+}

@@ -82,3 +82,15 @@ func TestDeadEndpointPolicies(t *testing.T) {
 	require.True(t, p.Dead(convoy.EndpointHealth{FailingSince: now.Add(-time.Hour)}, false, now))
 	require.False(t, convoy.DeadAfterFailures{}.Dead(convoy.EndpointHealth{ConsecutiveFailedDeliveries: 99, FailingSince: now.Add(-99 * time.Hour)}, true, now))
 }
+
+// TestExponentialRetryNeverOverflows: late attempts of a long schedule
+// wait MaxRetryWait at most, never a negative or wrapped duration.
+func TestExponentialRetryNeverOverflows(t *testing.T) {
+	p := convoy.ExponentialRetry(time.Second, 2, 0, 0.2, 1000)
+	for _, n := range []int{40, 63, 64, 100, 1000} {
+		d, ok := p.NextRetry(n)
+		require.True(t, ok)
+		require.Greater(t, d, time.Duration(0))
+		require.LessOrEqual(t, d, convoy.MaxRetryWait)
+	}
+}

@@ -2,6 +2,7 @@ package convoy_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -49,4 +50,26 @@ func TestSecretValueNeverPrints(t *testing.T) {
 		require.NotContains(t, s, raw)
 		require.NotContains(t, s, raw[len("whsec_"):])
 	}
+}
+
+// TestSchemeSecretsMismatchIsRefused: a Standard Webhooks app or endpoint
+// must sign with whsec_ secrets; anything else would fail every attempt.
+func TestSchemeSecretsMismatchIsRefused(t *testing.T) {
+	b := setup(t, memoryStore(), nil)
+	ctx := context.Background()
+	plain := []convoy.Secret{{Value: "a-plain-text-secret-0123456789"}}
+	sw := convoy.Signing{Scheme: convoy.SchemeStandardWebhooks}
+	_, err := b.d.CreateApp(ctx, convoy.App{Name: "a", Secrets: plain, Signing: sw})
+	require.ErrorIs(t, err, convoy.ErrInvalidSecret)
+
+	app, err := b.d.CreateApp(ctx, convoy.App{Name: "plain", Secrets: plain})
+	require.NoError(t, err, "Convoy schemes take any secret")
+	_, err = b.d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://example.com/", Signing: sw})
+	require.ErrorIs(t, err, convoy.ErrInvalidSecret, "the endpoint would sign with its app's plain secret")
+	_, err = b.d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://example.com/", Signing: sw, Secrets: plain})
+	require.ErrorIs(t, err, convoy.ErrInvalidSecret)
+	own, err := convoy.GenerateSecret()
+	require.NoError(t, err)
+	_, err = b.d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://example.com/", Signing: sw, Secrets: []convoy.Secret{{Value: own}}})
+	require.NoError(t, err)
 }
