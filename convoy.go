@@ -388,15 +388,31 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// negative names the first size or duration of c that is below zero, or
+// returns "".
+func (c Config) negative() string {
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{
+		{"Workers", int64(c.Workers)}, {"PerEndpoint", int64(c.PerEndpoint)}, {"MaxClaims", int64(c.MaxClaims)},
+		{"MaxResponseBytes", int64(c.MaxResponseBytes)}, {"MaxPayloadBytes", int64(c.MaxPayloadBytes)},
+		{"Timeout", int64(c.Timeout)}, {"Lease", int64(c.Lease)}, {"MaxRetryAfter", int64(c.MaxRetryAfter)},
+		{"PollInterval", int64(c.PollInterval)}, {"Retention", int64(c.Retention)}, {"StatsWindow", int64(c.StatsWindow)},
+	} {
+		if f.n < 0 {
+			return f.name
+		}
+	}
+	return ""
+}
+
 func (c Config) validate() error {
 	if c.Store == nil {
 		return invalid(ErrInvalidConfig, "Config.Store", "required")
 	}
 	if c.Lease <= c.Timeout {
 		return invalid(ErrInvalidConfig, "Config.Lease", "must exceed Config.Timeout")
-	}
-	if c.Retention < 0 {
-		return invalid(ErrInvalidConfig, "Config.Retention", "negative")
 	}
 	if c.Adaptive != nil {
 		if err := c.Adaptive.validate(); err != nil {
@@ -485,11 +501,13 @@ type Dispatcher struct {
 }
 
 // New returns a Dispatcher for cfg, or an error wrapping ErrInvalidConfig.
+// A zero size or duration means its default; a negative one is refused.
 // It starts nothing: call Start to deliver.
 func New(cfg Config) (*Dispatcher, error) {
-	if cfg.Workers < 0 || cfg.PerEndpoint < 0 || cfg.MaxClaims < 0 || cfg.MaxResponseBytes < 0 || cfg.MaxPayloadBytes < 0 {
-		// Zero means the default; a negative size is a mistake.
-		return nil, invalid(ErrInvalidConfig, "Config", "negative Workers, PerEndpoint, MaxClaims, MaxResponseBytes or MaxPayloadBytes")
+	if f := cfg.negative(); f != "" {
+		// Zero means the default; a negative size or duration is a
+		// mistake, not a request for the default.
+		return nil, invalid(ErrInvalidConfig, "Config."+f, "negative")
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

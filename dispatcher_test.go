@@ -888,17 +888,31 @@ func TestBlockedEndpointURL(t *testing.T) {
 func memoryStore() convoy.Store { return memory.New() }
 
 // TestConfigRefusesNilPolicyAndNegativeSizes: a typed nil *RetryPolicy
-// would panic on the first failed attempt; negative sizes are mistakes.
+// would panic on the first failed attempt; negative sizes and durations
+// are mistakes, refused rather than read as "the default" (a Timeout of
+// -1s must not quietly become 15 s).
 func TestConfigRefusesNilPolicyAndNegativeSizes(t *testing.T) {
 	for name, cfg := range map[string]convoy.Config{
-		"nil *RetryPolicy":   {Store: memory.New(), Retry: (*convoy.RetryPolicy)(nil)},
-		"empty *RetryPolicy": {Store: memory.New(), Retry: &convoy.RetryPolicy{}},
-		"negative Workers":   {Store: memory.New(), Workers: -1},
-		"negative MaxClaims": {Store: memory.New(), MaxClaims: -3},
+		"nil *RetryPolicy":       {Store: memory.New(), Retry: (*convoy.RetryPolicy)(nil)},
+		"empty *RetryPolicy":     {Store: memory.New(), Retry: &convoy.RetryPolicy{}},
+		"negative Workers":       {Store: memory.New(), Workers: -1},
+		"negative MaxClaims":     {Store: memory.New(), MaxClaims: -3},
+		"negative Timeout":       {Store: memory.New(), Timeout: -time.Second},
+		"negative Lease":         {Store: memory.New(), Lease: -1},
+		"negative PollInterval":  {Store: memory.New(), PollInterval: -time.Second},
+		"negative MaxRetryAfter": {Store: memory.New(), MaxRetryAfter: -time.Minute},
+		"negative StatsWindow":   {Store: memory.New(), StatsWindow: -time.Minute},
+		"negative Retention":     {Store: memory.New(), Retention: -time.Hour},
 	} {
 		_, err := convoy.New(cfg)
 		require.ErrorIs(t, err, convoy.ErrInvalid, name)
+		if field, ok := strings.CutPrefix(name, "negative "); ok {
+			require.ErrorIs(t, err, convoy.ErrInvalidConfig, name)
+			require.ErrorContains(t, err, "Config."+field, name)
+		}
 	}
+	_, err := convoy.New(convoy.Config{Store: memory.New(), Timeout: 0, Lease: 0})
+	require.NoError(t, err, "zero still means the default")
 }
 
 // panicky is a RetryStrategy, Signer or DeadEndpointPolicy with a bug.
