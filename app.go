@@ -2,7 +2,10 @@ package convoy
 
 import (
 	"context"
+	"net/mail"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // App is a customer of your service that receives webhooks: the seed's
@@ -14,9 +17,12 @@ import (
 type App struct {
 	// ID is a UUIDv7, set by CreateApp when empty.
 	ID string
-	// Name is a human name for the app, 1 to 256 bytes.
+	// Name is a human name for the app, 1 to 256 bytes, not all spaces,
+	// with no control characters.
 	Name string
-	// SupportEmail is who to tell when an endpoint of the app dies; optional.
+	// SupportEmail is who to tell when an endpoint of the app dies;
+	// optional. When set it is one bare address (ops@example.com, no
+	// display name), so that it can go into a mail header as it is.
 	SupportEmail string
 	// Secrets sign requests to the app's endpoints, newest last. CreateApp
 	// generates one with crypto/rand when none is given. Expired secrets are
@@ -46,14 +52,20 @@ func (a *App) Validate() error {
 	if err := ValidateID("app.ID", a.ID); err != nil {
 		return err
 	}
-	if a.Name == "" {
+	if strings.TrimSpace(a.Name) == "" {
 		return invalid(ErrInvalid, "app.Name", "empty")
 	}
 	if len(a.Name) > maxNameLen {
 		return invalid(ErrTooLong, "app.Name", "")
 	}
+	if strings.ContainsFunc(a.Name, unicode.IsControl) {
+		return invalid(ErrInvalid, "app.Name", "control characters")
+	}
 	if len(a.SupportEmail) > maxEmailLen {
 		return invalid(ErrTooLong, "app.SupportEmail", "")
+	}
+	if a.SupportEmail != "" && !bareAddress(a.SupportEmail) {
+		return invalid(ErrInvalid, "app.SupportEmail", "not one bare email address")
 	}
 	if len(a.Secrets) > maxSecrets {
 		return invalid(ErrInvalidSecret, "app.Secrets", "too many")
@@ -65,6 +77,14 @@ func (a *App) Validate() error {
 		return err
 	}
 	return a.Signing.Validate()
+}
+
+// bareAddress reports whether s is exactly one email address with no
+// display name, comment or surrounding space: what a mail header may
+// carry unchanged (no CR or LF can pass).
+func bareAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s
 }
 
 // Clone returns a deep copy of a.
@@ -157,18 +177,72 @@ func (u AppUpdate) apply(a *App, now time.Time) error {
 // UpdateApp changes the settings u names on the app with the ID, in one
 // store transaction, and returns the app as stored. Fields u leaves nil
 // keep their stored values. Errors wrap ErrInvalid for bad input (nothing
-// is changed then) and ErrNotFound for an unknown app.
+// is changed then), ErrInvalidSecret among them when an endpoint that
+// signs with the app's secrets or scheme could not sign with the new ones
+// (Standard Webhooks needs whsec_ secrets), and ErrNotFound for an unknown
+// app.
 func (d *Dispatcher) UpdateApp(ctx context.Context, id string, u AppUpdate) (*App, error) {
 	if err := ValidateID("appID", id); err != nil {
 		return nil, err
 	}
+	var eps []*Endpoint
+	if u.Secrets != nil || u.Signing != nil {
+		var err error
+		if eps, err = d.allEndpoints(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	now := d.clock.Now()
-	a, err := d.store.UpdateApp(ctx, id, func(a *App) error { return u.apply(a, now) })
+	a, err := d.store.UpdateApp(ctx, id, func(a *App) error {
+		if err := u.apply(a, now); err != nil {
+			return err
+		}
+		return checkEndpointsCanSign(a, eps)
+	})
 	if err != nil {
 		return nil, err
 	}
 	d.cache.forgetApp(id)
 	return a, nil
+}
+
+// allEndpoints returns every endpoint of the app.
+func (d *Dispatcher) allEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
+	var all []*Endpoint
+	for page := (Page{Limit: MaxPageSize}); ; {
+		eps, next, err := d.store.ListEndpoints(ctx, appID, page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, eps...)
+		if next == "" {
+			return all, nil
+		}
+		page.Cursor = next
+	}
+}
+
+// checkEndpointsCanSign refuses an app, about to be stored, whose secrets or
+// scheme one of its endpoints could not sign with: an endpoint without
+// secrets of its own signs with the app's, and one without a scheme of its
+// own with the app's (AddEndpoint and UpdateEndpoint check the same from
+// the endpoint's side). Refused, the change stores nothing; let through,
+// every attempt of that endpoint would fail before it is sent, until the
+// endpoint is marked dead.
+func checkEndpointsCanSign(a *App, eps []*Endpoint) error {
+	for _, ep := range eps {
+		scheme, secrets, field := ep.Signing.Scheme, ep.Secrets, "endpoint "+ep.ID+" Secrets"
+		if scheme == "" {
+			scheme = a.Signing.Scheme
+		}
+		if len(secrets) == 0 {
+			secrets, field = a.Secrets, "app.Secrets (endpoint "+ep.ID+" signs with them)"
+		}
+		if err := checkSchemeSecrets(field, scheme, secrets); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ptr returns a pointer to v: a shorthand for the optional fields of
@@ -178,7 +252,8 @@ func Ptr[T any](v T) *T { return &v }
 // RotateAppSecret adds a new signing secret to an app (generated with
 // crypto/rand when secret is empty) and keeps the current ones signing for
 // keepOld more, so receivers can switch without losing a request; with
-// keepOld zero the old secrets stop at once. It returns the app as stored.
+// keepOld zero the old secrets stop at once (a negative keepOld is refused).
+// It returns the app as stored.
 //
 // Convoy advanced and Standard Webhooks carry one signature per live
 // secret, so receivers holding either secret verify during the overlap.
@@ -198,11 +273,21 @@ func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret S
 		}
 		secret = g
 	}
+	if keepOld < 0 {
+		return nil, invalid(ErrInvalid, "keepOld", "negative")
+	}
+	eps, err := d.allEndpoints(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
 	now := d.clock.Now()
 	a, err := d.store.UpdateApp(ctx, appID, func(a *App) error {
 		a.Secrets = rotate(a.Secrets, secret, keepOld, now)
 		a.UpdatedAt = now
-		return a.Validate()
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		return checkEndpointsCanSign(a, eps)
 	})
 	if err != nil {
 		return nil, err

@@ -200,7 +200,8 @@ type ResendOptions struct {
 	// Statuses to re-send: Discarded and/or Failure. Empty means Discarded.
 	Statuses []DeliveryStatus
 	// CreatedFrom and CreatedTo, when not zero, bound the deliveries'
-	// creation time: From ≤ CreatedAt < To.
+	// creation time: From ≤ CreatedAt < To. With both set, From must be
+	// before To.
 	CreatedFrom time.Time
 	CreatedTo   time.Time
 }
@@ -221,6 +222,11 @@ func (d *Dispatcher) ResendEndpoint(ctx context.Context, endpointID string, opts
 		if s != DeliveryFailure && s != DeliveryDiscarded {
 			return 0, invalid(ErrInvalidStatus, "ResendOptions.Statuses", "only Failure or Discarded")
 		}
+	}
+	if !o.CreatedFrom.IsZero() && !o.CreatedTo.IsZero() && !o.CreatedFrom.Before(o.CreatedTo) {
+		// An empty range would still put an inactive endpoint on
+		// probation, for nothing to send.
+		return 0, invalid(ErrInvalid, "ResendOptions", "CreatedFrom is not before CreatedTo")
 	}
 	if err := d.probation(ctx, endpointID); err != nil {
 		return 0, err

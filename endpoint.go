@@ -608,6 +608,9 @@ func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret
 	if err := ValidateID("endpointID", id); err != nil {
 		return nil, err
 	}
+	if keepOld < 0 {
+		return nil, invalid(ErrInvalid, "keepOld", "negative")
+	}
 	if secret == "" {
 		g, err := GenerateSecret()
 		if err != nil {

@@ -12,8 +12,12 @@ func NewID() string {
 	return uuid.Must(uuid.NewV7()).String()
 }
 
-// ValidateID reports whether id is a canonical UUID, returning an error that
-// wraps ErrInvalidID otherwise. field names the ID in the message.
+// ValidateID reports whether id is a UUID in canonical text form (36
+// characters, lower-case hex digits and hyphens, as NewID makes them),
+// returning an error that wraps ErrInvalidID otherwise. field names the ID
+// in the message. Upper-case IDs are refused rather than folded: stores
+// key records by the ID's text, so "A1…" and "a1…" would name different
+// records on one store and the same record on another.
 func ValidateID(field, id string) error {
 	if id == "" {
 		return invalid(ErrInvalidID, field, "empty")
@@ -23,6 +27,11 @@ func ValidateID(field, id string) error {
 	}
 	if _, err := uuid.Parse(id); err != nil {
 		return invalid(ErrInvalidID, field, "not a UUID")
+	}
+	for i := range len(id) {
+		if c := id[i]; 'A' <= c && c <= 'F' {
+			return invalid(ErrInvalidID, field, "upper-case hex digits (IDs are lower-case)")
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -72,4 +73,39 @@ func TestSchemeSecretsMismatchIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.d.AddEndpoint(ctx, app.ID, convoy.Endpoint{URL: "https://example.com/", Signing: sw, Secrets: []convoy.Secret{{Value: own}}})
 	require.NoError(t, err)
+}
+
+// TestAppChangesKeepItsEndpointsSigning: an endpoint that signs with its
+// app's secrets or scheme keeps working through UpdateApp and
+// RotateAppSecret; a change it could not sign with is refused.
+func TestAppChangesKeepItsEndpointsSigning(t *testing.T) {
+	b := setup(t, memoryStore(), nil)
+	ctx := context.Background()
+	plain := []convoy.Secret{{Value: "a-plain-text-secret-0123456789"}}
+	sw := convoy.Signing{Scheme: convoy.SchemeStandardWebhooks}
+	_, err := b.d.AddEndpoint(ctx, b.app.ID, convoy.Endpoint{URL: "https://example.com/", Signing: sw})
+	require.NoError(t, err)
+
+	_, err = b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Secrets: &plain})
+	require.ErrorIs(t, err, convoy.ErrInvalidSecret)
+	fresh, err := convoy.GenerateSecret()
+	require.NoError(t, err)
+	_, err = b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Secrets: &[]convoy.Secret{{Value: fresh}}})
+	require.NoError(t, err, "a whsec_ secret serves the endpoint")
+	_, err = b.d.RotateAppSecret(ctx, b.app.ID, "", time.Hour)
+	require.NoError(t, err, "a generated secret serves every scheme")
+
+	// An endpoint with a plain secret of its own and no scheme of its own
+	// follows the app's scheme: the app cannot switch to Standard Webhooks.
+	other, err := b.d.CreateApp(ctx, convoy.App{Name: "other", Secrets: plain})
+	require.NoError(t, err)
+	_, err = b.d.AddEndpoint(ctx, other.ID, convoy.Endpoint{URL: "https://example.com/", Secrets: plain})
+	require.NoError(t, err)
+	ownSW, err := convoy.GenerateSecret()
+	require.NoError(t, err)
+	_, err = b.d.UpdateApp(ctx, other.ID, convoy.AppUpdate{Signing: &sw, Secrets: &[]convoy.Secret{{Value: ownSW}}})
+	require.ErrorIs(t, err, convoy.ErrInvalidSecret)
+	got, err := b.d.GetApp(ctx, other.ID)
+	require.NoError(t, err)
+	require.Equal(t, convoy.Scheme(""), got.Signing.Scheme, "refused, the change stored nothing")
 }

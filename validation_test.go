@@ -71,7 +71,13 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			})
 			ev := b.send(t, "invoice.paid", `{"n":1}`)
 			done := b.waitStatus(t, b.deliveries(t, ev.ID)[0].ID, convoy.DeliverySuccess)
+			// Signs with the app's (generated, whsec_) secrets.
+			b.endpoint(t, rc.URL, func(e *convoy.Endpoint) {
+				e.Signing = convoy.Signing{Scheme: convoy.SchemeStandardWebhooks}
+				e.EventTypes = []string{"never.sent"}
+			})
 			before := dump(t, b.d)
+			const plain = convoy.SecretValue("a-plain-text-secret-0123456789")
 
 			long := strings.Repeat("a", 5000)
 			okData := json.RawMessage(`{}`)
@@ -110,6 +116,38 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 					return err
 				}, convoy.ErrInvalidSecret},
 				{"rotate to a short secret", func() error { _, err := b.d.RotateAppSecret(ctx, b.app.ID, "tiny", time.Hour); return err }, convoy.ErrInvalidSecret},
+				{"app upper-case ID", func() error {
+					_, err := b.d.CreateApp(ctx, convoy.App{ID: strings.ToUpper(convoy.NewID()), Name: "a"})
+					return err
+				}, convoy.ErrInvalidID},
+				{"get app by upper-case ID", func() error { _, err := b.d.GetApp(ctx, strings.ToUpper(b.app.ID)); return err }, convoy.ErrInvalidID},
+				{"app blank name", func() error { _, err := b.d.CreateApp(ctx, convoy.App{Name: "  "}); return err }, convoy.ErrInvalid},
+				{"app name with NUL", func() error { _, err := b.d.CreateApp(ctx, convoy.App{Name: "a\x00b"}); return err }, convoy.ErrInvalid},
+				{"app email with CRLF", func() error {
+					_, err := b.d.CreateApp(ctx, convoy.App{Name: "a", SupportEmail: "ops@example.com\r\nBcc: x@example.com"})
+					return err
+				}, convoy.ErrInvalid},
+				{"app email not an address", func() error { _, err := b.d.CreateApp(ctx, convoy.App{Name: "a", SupportEmail: "ops"}); return err }, convoy.ErrInvalid},
+				{"update app email with a display name", func() error {
+					_, err := b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{SupportEmail: convoy.Ptr("Ops <ops@example.com>")})
+					return err
+				}, convoy.ErrInvalid},
+				{"update app to secrets a Standard Webhooks endpoint cannot sign with", func() error {
+					_, err := b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Secrets: &[]convoy.Secret{{Value: plain}}})
+					return err
+				}, convoy.ErrInvalidSecret},
+				{"rotate app to a secret a Standard Webhooks endpoint cannot sign with", func() error {
+					_, err := b.d.RotateAppSecret(ctx, b.app.ID, plain, time.Hour)
+					return err
+				}, convoy.ErrInvalidSecret},
+				{"rotate app secret keeping old ones for a negative time", func() error {
+					_, err := b.d.RotateAppSecret(ctx, b.app.ID, "", -time.Hour)
+					return err
+				}, convoy.ErrInvalid},
+				{"rotate endpoint secret keeping old ones for a negative time", func() error {
+					_, err := b.d.RotateEndpointSecret(ctx, ep.ID, "", -time.Hour)
+					return err
+				}, convoy.ErrInvalid},
 				{"delete unknown app", func() error { return b.d.DeleteApp(ctx, convoy.NewID()) }, convoy.ErrNotFound},
 				{"delete app malformed ID", func() error { return b.d.DeleteApp(ctx, "../etc") }, convoy.ErrInvalidID},
 
@@ -171,6 +209,11 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 					_, err := b.d.ResendEndpoint(ctx, ep.ID, &convoy.ResendOptions{Statuses: []convoy.DeliveryStatus{convoy.DeliverySuccess}})
 					return err
 				}, convoy.ErrInvalidStatus},
+				{"resend endpoint over an empty time range", func() error {
+					now := time.Now()
+					_, err := b.d.ResendEndpoint(ctx, ep.ID, &convoy.ResendOptions{CreatedFrom: now, CreatedTo: now.Add(-time.Hour)})
+					return err
+				}, convoy.ErrInvalid},
 				{"list deliveries without filter", func() error { _, _, err := b.d.ListDeliveries(ctx, convoy.DeliveryQuery{}, convoy.Page{}); return err }, convoy.ErrInvalid},
 				{"attempts of unknown delivery", func() error { _, _, err := b.d.ListAttempts(ctx, convoy.NewID(), convoy.Page{}); return err }, convoy.ErrNotFound},
 				{"get event malformed ID", func() error { _, _, err := b.d.GetEvent(ctx, "1"); return err }, convoy.ErrInvalidID},
