@@ -181,7 +181,7 @@ type Store interface {
 type Page struct {
 	// Cursor is the next value of the previous page; empty for the first.
 	Cursor string
-	// Limit is the page size; zero means DefaultPageSize, and it is capped
+	// Limit is the page size; zero or less means DefaultPageSize, and it is capped
 	// at MaxPageSize.
 	Limit int
 }
