@@ -15,7 +15,9 @@ import (
 // App values returned by a Dispatcher or a Store are copies: changing one
 // changes nothing stored.
 type App struct {
-	// ID is a UUIDv7, set by CreateApp when empty.
+	// ID is a UUIDv7, set by CreateApp when empty. An ID given here may be
+	// any UUID in lower-case canonical form (see ValidateID); lists order
+	// apps by ID, so only time-ordered IDs list in creation order.
 	ID string
 	// Name is a human name for the app, 1 to 256 bytes, not all spaces,
 	// with no control characters.
@@ -306,8 +308,9 @@ func (d *Dispatcher) DeleteApp(ctx context.Context, id string) error {
 	return d.store.DeleteApp(ctx, id)
 }
 
-// ListApps returns one page of apps in creation order and the cursor of the
-// next page ("" at the end).
+// ListApps returns one page of apps in ID order, which is creation order
+// for the IDs CreateApp makes (UUIDv7s), and the cursor of the next page
+// ("" at the end). An ID given in App.ID sorts where its text does.
 func (d *Dispatcher) ListApps(ctx context.Context, page Page) ([]*App, string, error) {
 	return d.store.ListApps(ctx, page)
 }

@@ -43,7 +43,10 @@ func (s EndpointStatus) Valid() bool {
 //
 // Endpoint values returned by a Dispatcher or a Store are copies.
 type Endpoint struct {
-	// ID is a UUIDv7, set by AddEndpoint when empty.
+	// ID is a UUIDv7, set by AddEndpoint when empty. An ID given here may
+	// be any UUID in lower-case canonical form (see ValidateID); lists
+	// order endpoints by ID, so only time-ordered IDs list in creation
+	// order.
 	ID string
 	// AppID is the app the endpoint belongs to.
 	AppID string
@@ -641,8 +644,10 @@ func (d *Dispatcher) RemoveEndpoint(ctx context.Context, id string) error {
 	return d.store.DeleteEndpoint(ctx, id)
 }
 
-// ListEndpoints returns one page of an app's endpoints in creation order
-// and the cursor of the next page ("" at the end).
+// ListEndpoints returns one page of an app's endpoints in ID order, which
+// is creation order for the IDs AddEndpoint makes (UUIDv7s), and the
+// cursor of the next page ("" at the end). An ID given in Endpoint.ID
+// sorts where its text does.
 func (d *Dispatcher) ListEndpoints(ctx context.Context, appID string, page Page) ([]*Endpoint, string, error) {
 	if err := ValidateID("appID", appID); err != nil {
 		return nil, "", err
