@@ -424,6 +424,19 @@ func (c Config) validate() error {
 			return err
 		}
 	}
+	switch p := c.DeadEndpoint.(type) {
+	case DeadAfterFailures:
+		if err := p.validate(); err != nil {
+			return err
+		}
+	case *DeadAfterFailures:
+		if p == nil {
+			return invalid(ErrInvalidConfig, "Config.DeadEndpoint", "a nil *DeadAfterFailures")
+		}
+		if err := p.validate(); err != nil {
+			return err
+		}
+	}
 	switch p := c.Retry.(type) {
 	case RetryPolicy:
 		if err := p.Validate(); err != nil {

@@ -893,16 +893,18 @@ func memoryStore() convoy.Store { return memory.New() }
 // -1s must not quietly become 15 s).
 func TestConfigRefusesNilPolicyAndNegativeSizes(t *testing.T) {
 	for name, cfg := range map[string]convoy.Config{
-		"nil *RetryPolicy":       {Store: memory.New(), Retry: (*convoy.RetryPolicy)(nil)},
-		"empty *RetryPolicy":     {Store: memory.New(), Retry: &convoy.RetryPolicy{}},
-		"negative Workers":       {Store: memory.New(), Workers: -1},
-		"negative MaxClaims":     {Store: memory.New(), MaxClaims: -3},
-		"negative Timeout":       {Store: memory.New(), Timeout: -time.Second},
-		"negative Lease":         {Store: memory.New(), Lease: -1},
-		"negative PollInterval":  {Store: memory.New(), PollInterval: -time.Second},
-		"negative MaxRetryAfter": {Store: memory.New(), MaxRetryAfter: -time.Minute},
-		"negative StatsWindow":   {Store: memory.New(), StatsWindow: -time.Minute},
-		"negative Retention":     {Store: memory.New(), Retention: -time.Hour},
+		"nil *RetryPolicy":                        {Store: memory.New(), Retry: (*convoy.RetryPolicy)(nil)},
+		"empty *RetryPolicy":                      {Store: memory.New(), Retry: &convoy.RetryPolicy{}},
+		"negative Workers":                        {Store: memory.New(), Workers: -1},
+		"negative MaxClaims":                      {Store: memory.New(), MaxClaims: -3},
+		"negative Timeout":                        {Store: memory.New(), Timeout: -time.Second},
+		"negative Lease":                          {Store: memory.New(), Lease: -1},
+		"negative PollInterval":                   {Store: memory.New(), PollInterval: -time.Second},
+		"negative MaxRetryAfter":                  {Store: memory.New(), MaxRetryAfter: -time.Minute},
+		"negative StatsWindow":                    {Store: memory.New(), StatsWindow: -time.Minute},
+		"negative Retention":                      {Store: memory.New(), Retention: -time.Hour},
+		"DeadAfterFailures with a negative field": {Store: memory.New(), DeadEndpoint: convoy.DeadAfterFailures{Deliveries: -1}},
+		"nil *DeadAfterFailures":                  {Store: memory.New(), DeadEndpoint: (*convoy.DeadAfterFailures)(nil)},
 	} {
 		_, err := convoy.New(cfg)
 		require.ErrorIs(t, err, convoy.ErrInvalid, name)

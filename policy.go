@@ -35,12 +35,21 @@ func (DeadOnExhaustedDelivery) Dead(_ EndpointHealth, exhausted bool, _ time.Tim
 // DeadAfterFailures declares an endpoint dead after Deliveries consecutive
 // deliveries ended in Failure, or once it has failed every attempt for
 // longer than Window. A zero field disables its test; with both zero the
-// endpoint never dies.
+// endpoint never dies. New refuses a negative field.
 type DeadAfterFailures struct {
 	// Deliveries is how many consecutive deliveries must end in Failure.
 	Deliveries int
 	// Window is how long every attempt must have failed.
 	Window time.Duration
+}
+
+// validate refuses negative fields, which read as "disabled" would hide a
+// mistake.
+func (p DeadAfterFailures) validate() error {
+	if p.Deliveries < 0 || p.Window < 0 {
+		return invalid(ErrInvalidConfig, "Config.DeadEndpoint", "DeadAfterFailures with a negative field")
+	}
+	return nil
 }
 
 // Dead implements DeadEndpointPolicy.
