@@ -424,37 +424,33 @@ func (c Config) validate() error {
 			return err
 		}
 	}
-	switch p := c.DeadEndpoint.(type) {
-	case DeadAfterFailures:
-		if err := p.validate(); err != nil {
-			return err
-		}
-	case *DeadAfterFailures:
-		if p == nil {
-			return invalid(ErrInvalidConfig, "Config.DeadEndpoint", "a nil *DeadAfterFailures")
-		}
-		if err := p.validate(); err != nil {
-			return err
-		}
+	if err := checkPolicy(c.DeadEndpoint, "Config.DeadEndpoint", DeadAfterFailures.validate); err != nil {
+		return err
 	}
-	switch p := c.Retry.(type) {
-	case RetryPolicy:
-		if err := p.Validate(); err != nil {
-			return err
-		}
-	case *RetryPolicy:
-		if p == nil {
-			return invalid(ErrInvalidConfig, "Config.Retry", "a nil *RetryPolicy")
-		}
-		if err := p.Validate(); err != nil {
-			return err
-		}
+	if err := checkPolicy(c.Retry, "Config.Retry", RetryPolicy.Validate); err != nil {
+		return err
 	}
 
 	for _, p := range c.AllowNetworks {
 		if !p.IsValid() {
 			return invalid(ErrInvalidConfig, "Config.AllowNetworks", "invalid prefix")
 		}
+	}
+	return nil
+}
+
+// checkPolicy validates v with check when it is a T or a *T, and refuses a
+// nil *T (a typed nil in the interface, which would panic at first use).
+// Other types are the user's own policies: nothing to check.
+func checkPolicy[T any](v any, field string, check func(T) error) error {
+	switch p := v.(type) {
+	case T:
+		return check(p)
+	case *T:
+		if p == nil {
+			return invalid(ErrInvalidConfig, field, "a nil pointer")
+		}
+		return check(*p)
 	}
 	return nil
 }
