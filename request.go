@@ -205,8 +205,13 @@ func (d *Dispatcher) requestHeaders(dl *Delivery, ep *Endpoint, app *App, ev *Ev
 	if err != nil {
 		return h, fmt.Errorf("convoy: sign: %w", err)
 	}
+	_, fresh := d.cfg.Signer.(defaultSigner) // its headers are new and ours
 	for k, vs := range sig {
-		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+		if !fresh {
+			// A Signer of the user's may keep and reuse what it returned.
+			vs = append([]string(nil), vs...)
+		}
+		h[http.CanonicalHeaderKey(k)] = vs
 	}
 	return h, nil
 }
