@@ -19,12 +19,13 @@ type App struct {
 	// any UUID in lower-case canonical form (see ValidateID); lists order
 	// apps by ID, so only time-ordered IDs list in creation order.
 	ID string
-	// Name is a human name for the app, 1 to 256 bytes, not all spaces,
-	// with no control characters.
+	// Name is a human name for the app, 1 to 256 bytes; CreateApp and
+	// UpdateApp refuse one that is all spaces or holds control characters.
 	Name string
 	// SupportEmail is who to tell when an endpoint of the app dies;
-	// optional. When set it is one bare address (ops@example.com, no
-	// display name), so that it can go into a mail header as it is.
+	// optional. CreateApp and UpdateApp refuse anything but one bare
+	// address (ops@example.com, no display name), so that it can go into a
+	// mail header as it is.
 	SupportEmail string
 	// Secrets sign requests to the app's endpoints, newest last. CreateApp
 	// generates one with crypto/rand when none is given. Expired secrets are
@@ -54,20 +55,14 @@ func (a *App) Validate() error {
 	if err := ValidateID("app.ID", a.ID); err != nil {
 		return err
 	}
-	if strings.TrimSpace(a.Name) == "" {
+	if a.Name == "" {
 		return invalid(ErrInvalid, "app.Name", "empty")
 	}
 	if len(a.Name) > maxNameLen {
 		return invalid(ErrTooLong, "app.Name", "")
 	}
-	if strings.ContainsFunc(a.Name, unicode.IsControl) {
-		return invalid(ErrInvalid, "app.Name", "control characters")
-	}
 	if len(a.SupportEmail) > maxEmailLen {
 		return invalid(ErrTooLong, "app.SupportEmail", "")
-	}
-	if a.SupportEmail != "" && !bareAddress(a.SupportEmail) {
-		return invalid(ErrInvalid, "app.SupportEmail", "not one bare email address")
 	}
 	if len(a.Secrets) > maxSecrets {
 		return invalid(ErrInvalidSecret, "app.Secrets", "too many")
@@ -79,6 +74,27 @@ func (a *App) Validate() error {
 		return err
 	}
 	return a.Signing.Validate()
+}
+
+// checkNameEmail refuses an app name or support address, where given, that
+// would be stored only to mislead later: a blank name or one with control
+// characters, an address that is not one bare address. CreateApp checks
+// both and UpdateApp those it sets, but App.Validate does not: an app
+// stored before these checks still updates, and its secrets still
+// rotate, without first correcting them.
+func checkNameEmail(name, email *string) error {
+	if name != nil {
+		if strings.TrimSpace(*name) == "" {
+			return invalid(ErrInvalid, "app.Name", "empty")
+		}
+		if strings.ContainsFunc(*name, unicode.IsControl) {
+			return invalid(ErrInvalid, "app.Name", "control characters")
+		}
+	}
+	if email != nil && *email != "" && len(*email) <= maxEmailLen && !bareAddress(*email) {
+		return invalid(ErrInvalid, "app.SupportEmail", "not one bare email address")
+	}
+	return nil
 }
 
 // bareAddress reports whether s is exactly one email address with no
@@ -108,6 +124,10 @@ func (d *Dispatcher) CreateApp(ctx context.Context, app App) (*App, error) {
 	if a.ID == "" {
 		a.ID = NewID()
 	}
+	a.ID = strings.ToLower(a.ID) // see ValidateID
+	if err := checkNameEmail(&a.Name, &a.SupportEmail); err != nil {
+		return nil, err
+	}
 	now := d.clock.Now()
 	a.CreatedAt, a.UpdatedAt = now, now
 	if len(a.Secrets) == 0 {
@@ -129,7 +149,7 @@ func (d *Dispatcher) CreateApp(ctx context.Context, app App) (*App, error) {
 
 // GetApp returns the app with the ID. ErrNotFound if there is none.
 func (d *Dispatcher) GetApp(ctx context.Context, id string) (*App, error) {
-	if err := ValidateID("appID", id); err != nil {
+	if err := checkID("appID", &id); err != nil {
 		return nil, err
 	}
 	return d.store.GetApp(ctx, id)
@@ -184,7 +204,10 @@ func (u AppUpdate) apply(a *App, now time.Time) error {
 // (Standard Webhooks needs whsec_ secrets), and ErrNotFound for an unknown
 // app.
 func (d *Dispatcher) UpdateApp(ctx context.Context, id string, u AppUpdate) (*App, error) {
-	if err := ValidateID("appID", id); err != nil {
+	if err := checkID("appID", &id); err != nil {
+		return nil, err
+	}
+	if err := checkNameEmail(u.Name, u.SupportEmail); err != nil {
 		return nil, err
 	}
 	var eps []*Endpoint
@@ -199,7 +222,7 @@ func (d *Dispatcher) UpdateApp(ctx context.Context, id string, u AppUpdate) (*Ap
 		if err := u.apply(a, now); err != nil {
 			return err
 		}
-		return checkEndpointsCanSign(a, eps)
+		return checkEndpointsCanSign(a, eps, now, u.Secrets != nil, u.Signing != nil)
 	})
 	if err != nil {
 		return nil, err
@@ -224,20 +247,30 @@ func (d *Dispatcher) allEndpoints(ctx context.Context, appID string) ([]*Endpoin
 	}
 }
 
-// checkEndpointsCanSign refuses an app, about to be stored, whose secrets or
-// scheme one of its endpoints could not sign with: an endpoint without
-// secrets of its own signs with the app's, and one without a scheme of its
-// own with the app's (AddEndpoint and UpdateEndpoint check the same from
-// the endpoint's side). Refused, the change stores nothing; let through,
-// every attempt of that endpoint would fail before it is sent, until the
-// endpoint is marked dead.
-func checkEndpointsCanSign(a *App, eps []*Endpoint) error {
+// checkEndpointsCanSign refuses an app, about to be stored with new
+// secrets (newSecrets) or a new scheme (newScheme), that one of the
+// endpoints the change reaches could not sign with: an endpoint with no
+// live secret of its own signs with the app's secrets, and one without a
+// scheme of its own with the app's scheme, as signingFor chooses at each
+// attempt (AddEndpoint and UpdateEndpoint check the same from the
+// endpoint's side). Refused, the change stores nothing; let through, every
+// attempt of that endpoint would fail before it is sent, until the
+// endpoint is marked dead. Endpoints the change does not reach are not
+// looked at, so one misconfigured before cannot block a rotation.
+//
+// eps is read before the app's store transaction: an endpoint added
+// meanwhile is checked by AddEndpoint against the app as it was.
+func checkEndpointsCanSign(a *App, eps []*Endpoint, now time.Time, newSecrets, newScheme bool) error {
 	for _, ep := range eps {
+		ownSecrets, ownScheme := len(liveSecrets(ep.Secrets, now)) > 0, ep.Signing.Scheme != ""
+		if !(newSecrets && !ownSecrets || newScheme && !ownScheme) {
+			continue
+		}
 		scheme, secrets, field := ep.Signing.Scheme, ep.Secrets, "endpoint "+ep.ID+" Secrets"
-		if scheme == "" {
+		if !ownScheme {
 			scheme = a.Signing.Scheme
 		}
-		if len(secrets) == 0 {
+		if !ownSecrets {
 			secrets, field = a.Secrets, "app.Secrets (endpoint "+ep.ID+" signs with them)"
 		}
 		if err := checkSchemeSecrets(field, scheme, secrets); err != nil {
@@ -265,7 +298,7 @@ func Ptr[T any](v T) *T { return &v }
 // switch at expiry, or accept both during the overlap (a Verifier with
 // both in Secrets does).
 func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret SecretValue, keepOld time.Duration) (*App, error) {
-	if err := ValidateID("appID", appID); err != nil {
+	if err := checkID("appID", &appID); err != nil {
 		return nil, err
 	}
 	if secret == "" {
@@ -289,7 +322,7 @@ func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret S
 		if err := a.Validate(); err != nil {
 			return err
 		}
-		return checkEndpointsCanSign(a, eps)
+		return checkEndpointsCanSign(a, eps, now, true, false)
 	})
 	if err != nil {
 		return nil, err
@@ -301,7 +334,7 @@ func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret S
 // DeleteApp removes an app with its endpoints, events, deliveries and
 // attempts. ErrNotFound if there is none.
 func (d *Dispatcher) DeleteApp(ctx context.Context, id string) error {
-	if err := ValidateID("appID", id); err != nil {
+	if err := checkID("appID", &id); err != nil {
 		return err
 	}
 	defer d.cache.forgetApp(id)

@@ -95,7 +95,7 @@ func cloneBytes(b []byte) []byte {
 // ListAttempts returns one page of a delivery's attempts, newest first,
 // and the cursor of the next page. ErrNotFound if the delivery is missing.
 func (d *Dispatcher) ListAttempts(ctx context.Context, deliveryID string, page Page) ([]*Attempt, string, error) {
-	if err := ValidateID("deliveryID", deliveryID); err != nil {
+	if err := checkID("deliveryID", &deliveryID); err != nil {
 		return nil, "", err
 	}
 	as, next, err := d.store.ListAttempts(ctx, deliveryID, page)

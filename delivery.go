@@ -132,7 +132,7 @@ func (d *Delivery) Clone() *Delivery {
 // GetDelivery returns the delivery with the ID. ErrNotFound if there is
 // none.
 func (d *Dispatcher) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
-	if err := ValidateID("deliveryID", id); err != nil {
+	if err := checkID("deliveryID", &id); err != nil {
 		return nil, err
 	}
 	return d.store.GetDelivery(ctx, id)
@@ -146,17 +146,17 @@ func (d *Dispatcher) ListDeliveries(ctx context.Context, q DeliveryQuery, page P
 		return nil, "", invalid(ErrInvalid, "DeliveryQuery", "set EventID, EndpointID or AppID")
 	}
 	if q.AppID != "" {
-		if err := ValidateID("AppID", q.AppID); err != nil {
+		if err := checkID("AppID", &q.AppID); err != nil {
 			return nil, "", err
 		}
 	}
 	if q.EventID != "" {
-		if err := ValidateID("EventID", q.EventID); err != nil {
+		if err := checkID("EventID", &q.EventID); err != nil {
 			return nil, "", err
 		}
 	}
 	if q.EndpointID != "" {
-		if err := ValidateID("EndpointID", q.EndpointID); err != nil {
+		if err := checkID("EndpointID", &q.EndpointID); err != nil {
 			return nil, "", err
 		}
 	}
@@ -174,7 +174,7 @@ func (d *Dispatcher) ListDeliveries(ctx context.Context, q DeliveryQuery, page P
 // delivery that exhausts its retries inactive again. Errors wrap
 // ErrInvalidStatus when the delivery is not Failure or Discarded.
 func (d *Dispatcher) Resend(ctx context.Context, deliveryID string) error {
-	if err := ValidateID("deliveryID", deliveryID); err != nil {
+	if err := checkID("deliveryID", &deliveryID); err != nil {
 		return err
 	}
 	dl, err := d.store.GetDelivery(ctx, deliveryID)
@@ -211,7 +211,7 @@ type ResendOptions struct {
 // becomes pending, as with Resend; an endpoint re-activated by hand stays
 // active.
 func (d *Dispatcher) ResendEndpoint(ctx context.Context, endpointID string, opts *ResendOptions) (int, error) {
-	if err := ValidateID("endpointID", endpointID); err != nil {
+	if err := checkID("endpointID", &endpointID); err != nil {
 		return 0, err
 	}
 	var o ResendOptions

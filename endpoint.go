@@ -364,13 +364,14 @@ func (d *Dispatcher) checkSignatureHeader(ctx context.Context, e *Endpoint) erro
 // active. Errors wrap ErrInvalid (ErrInvalidURL, ErrBlockedAddress, …) for
 // bad input and ErrNotFound for an unknown app.
 func (d *Dispatcher) AddEndpoint(ctx context.Context, appID string, ep Endpoint) (*Endpoint, error) {
-	if err := ValidateID("appID", appID); err != nil {
+	if err := checkID("appID", &appID); err != nil {
 		return nil, err
 	}
 	e := ep.Clone()
 	if e.ID == "" {
 		e.ID = NewID()
 	}
+	e.ID = strings.ToLower(e.ID) // see ValidateID
 	e.AppID = appID
 	if e.Status == "" {
 		e.Status = EndpointActive
@@ -395,7 +396,7 @@ func (d *Dispatcher) AddEndpoint(ctx context.Context, appID string, ep Endpoint)
 
 // GetEndpoint returns the endpoint with the ID, its Health included.
 func (d *Dispatcher) GetEndpoint(ctx context.Context, id string) (*Endpoint, error) {
-	if err := ValidateID("endpointID", id); err != nil {
+	if err := checkID("endpointID", &id); err != nil {
 		return nil, err
 	}
 	ep, err := d.store.GetEndpoint(ctx, id)
@@ -520,7 +521,7 @@ func (u EndpointUpdate) apply(e *Endpoint, now time.Time) {
 // ErrInvalid (ErrInvalidURL, ErrInvalidHeader, …) for bad input, with
 // nothing changed, and ErrNotFound for an unknown endpoint.
 func (d *Dispatcher) UpdateEndpoint(ctx context.Context, id string, u EndpointUpdate) (*Endpoint, error) {
-	if err := ValidateID("endpointID", id); err != nil {
+	if err := checkID("endpointID", &id); err != nil {
 		return nil, err
 	}
 	if err := u.check(d.clock.Now()); err != nil {
@@ -566,7 +567,7 @@ func (d *Dispatcher) SetEndpointStatus(ctx context.Context, id string, status En
 var errUnchanged = errors.New("convoy: unchanged")
 
 func (d *Dispatcher) setStatus(ctx context.Context, id string, status EndpointStatus, reason StatusReason) (*Endpoint, error) {
-	if err := ValidateID("endpointID", id); err != nil {
+	if err := checkID("endpointID", &id); err != nil {
 		return nil, err
 	}
 	if !status.Valid() {
@@ -608,7 +609,7 @@ func (d *Dispatcher) statusChanged(ctx context.Context, e *Endpoint, from Endpoi
 // its app's. As with RotateAppSecret, Convoy simple keeps signing with the
 // oldest live secret until it expires, then with the new one.
 func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret SecretValue, keepOld time.Duration) (*Endpoint, error) {
-	if err := ValidateID("endpointID", id); err != nil {
+	if err := checkID("endpointID", &id); err != nil {
 		return nil, err
 	}
 	if keepOld < 0 {
@@ -637,7 +638,7 @@ func (d *Dispatcher) RotateEndpointSecret(ctx context.Context, id string, secret
 // RemoveEndpoint deletes an endpoint with its deliveries and their
 // attempts. ErrNotFound if there is none.
 func (d *Dispatcher) RemoveEndpoint(ctx context.Context, id string) error {
-	if err := ValidateID("endpointID", id); err != nil {
+	if err := checkID("endpointID", &id); err != nil {
 		return err
 	}
 	defer d.cache.forgetEndpoint(id)
@@ -649,7 +650,7 @@ func (d *Dispatcher) RemoveEndpoint(ctx context.Context, id string) error {
 // cursor of the next page ("" at the end). An ID given in Endpoint.ID
 // sorts where its text does.
 func (d *Dispatcher) ListEndpoints(ctx context.Context, appID string, page Page) ([]*Endpoint, string, error) {
-	if err := ValidateID("appID", appID); err != nil {
+	if err := checkID("appID", &appID); err != nil {
 		return nil, "", err
 	}
 	eps, next, err := d.store.ListEndpoints(ctx, appID, page)

@@ -380,7 +380,7 @@ func (d *Dispatcher) sendToEndpoint(ctx context.Context, endpointID string, ev E
 	if d.isClosed() {
 		return nil, ErrClosed
 	}
-	if err := ValidateID("endpointID", endpointID); err != nil {
+	if err := checkID("endpointID", &endpointID); err != nil {
 		return nil, err
 	}
 	ep, err := d.store.GetEndpoint(ctx, endpointID)
@@ -404,7 +404,7 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 	if d.isClosed() {
 		return nil, nil, nil, ErrClosed
 	}
-	if err := ValidateID("appID", appID); err != nil {
+	if err := checkID("appID", &appID); err != nil {
 		return nil, nil, nil, err
 	}
 	e, err := d.newEvent(appID, ev)
@@ -475,7 +475,7 @@ func (d *Dispatcher) sent(res InsertResult) *SendResult {
 // GetEvent returns an event with its deliveries (one per endpoint it was
 // sent to, newest first). ErrNotFound if there is none.
 func (d *Dispatcher) GetEvent(ctx context.Context, id string) (*Event, []*Delivery, error) {
-	if err := ValidateID("eventID", id); err != nil {
+	if err := checkID("eventID", &id); err != nil {
 		return nil, nil, err
 	}
 	ev, err := d.store.GetEvent(ctx, id)
@@ -502,7 +502,7 @@ func (d *Dispatcher) GetEvent(ctx context.Context, id string) (*Event, []*Delive
 // stays cheap.
 func (d *Dispatcher) ListEvents(ctx context.Context, q EventQuery, page Page) ([]*Event, string, error) {
 	if q.AppID != "" {
-		if err := ValidateID("EventQuery.AppID", q.AppID); err != nil {
+		if err := checkID("EventQuery.AppID", &q.AppID); err != nil {
 			return nil, "", err
 		}
 	}

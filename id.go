@@ -1,6 +1,8 @@
 package convoy
 
 import (
+	"strings"
+
 	"github.com/google/uuid"
 )
 
@@ -13,11 +15,13 @@ func NewID() string {
 }
 
 // ValidateID reports whether id is a UUID in canonical text form (36
-// characters, lower-case hex digits and hyphens, as NewID makes them),
-// returning an error that wraps ErrInvalidID otherwise. field names the ID
-// in the message. Upper-case IDs are refused rather than folded: stores
-// key records by the ID's text, so "A1…" and "a1…" would name different
-// records on one store and the same record on another.
+// characters: hex digits, of either case, and hyphens), returning an
+// error that wraps ErrInvalidID otherwise. field names the ID in the
+// message.
+//
+// Dispatcher methods take IDs in either case and fold them to lower case,
+// the form NewID makes and every store keys records by: "A1…" and "a1…"
+// name the same record on every store.
 func ValidateID(field, id string) error {
 	if id == "" {
 		return invalid(ErrInvalidID, field, "empty")
@@ -28,10 +32,15 @@ func ValidateID(field, id string) error {
 	if _, err := uuid.Parse(id); err != nil {
 		return invalid(ErrInvalidID, field, "not a UUID")
 	}
-	for i := range len(id) {
-		if c := id[i]; 'A' <= c && c <= 'F' {
-			return invalid(ErrInvalidID, field, "upper-case hex digits (IDs are lower-case)")
-		}
+	return nil
+}
+
+// checkID validates *id with ValidateID and folds it to lower case (see
+// ValidateID).
+func checkID(field string, id *string) error {
+	if err := ValidateID(field, *id); err != nil {
+		return err
 	}
+	*id = strings.ToLower(*id)
 	return nil
 }

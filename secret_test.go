@@ -109,3 +109,23 @@ func TestAppChangesKeepItsEndpointsSigning(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, convoy.Scheme(""), got.Signing.Scheme, "refused, the change stored nothing")
 }
+
+// TestAppSecretsServeAnEndpointWhoseOwnExpired: an endpoint whose own
+// secrets have all expired signs with its app's again, so the app's
+// secrets must suit its scheme as they would with none of its own.
+func TestAppSecretsServeAnEndpointWhoseOwnExpired(t *testing.T) {
+	b := setup(t, memoryStore(), nil)
+	ctx := context.Background()
+	own, err := convoy.GenerateSecret()
+	require.NoError(t, err)
+	sw := convoy.Signing{Scheme: convoy.SchemeStandardWebhooks}
+	_, err = b.d.AddEndpoint(ctx, b.app.ID, convoy.Endpoint{
+		URL: "https://example.com/", Signing: sw,
+		Secrets: []convoy.Secret{{Value: own, ExpiresAt: b.clock.Now().Add(time.Hour)}},
+	})
+	require.NoError(t, err)
+	plain := []convoy.Secret{{Value: "a-plain-text-secret-0123456789"}}
+	b.clock.Advance(2 * time.Hour)
+	_, err = b.d.UpdateApp(ctx, b.app.ID, convoy.AppUpdate{Secrets: &plain})
+	require.ErrorIs(t, err, convoy.ErrInvalidSecret)
+}

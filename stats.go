@@ -163,6 +163,7 @@ func (d *Dispatcher) Stats(ctx context.Context) (Stats, error) {
 // endpoint now: its in-flight limit, circuit state and rate tokens. It
 // reads memory only.
 func (d *Dispatcher) EndpointFlow(endpointID string) EndpointFlow {
+	endpointID = strings.ToLower(endpointID) // see ValidateID
 	d.mu.Lock()
 	n := d.inFlight[endpointID]
 	d.mu.Unlock()
@@ -173,7 +174,7 @@ func (d *Dispatcher) EndpointFlow(endpointID string) EndpointFlow {
 // EndpointActivity returns how this dispatcher's attempts to the endpoint
 // went within Config.StatsWindow. It reads memory only.
 func (d *Dispatcher) EndpointActivity(endpointID string) EndpointActivity {
-	return d.recent.endpoint(endpointID, d.clock.Now())
+	return d.recent.endpoint(strings.ToLower(endpointID), d.clock.Now())
 }
 
 // activitySlots is how many slots the stats window is cut into: figures
