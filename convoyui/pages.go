@@ -337,6 +337,7 @@ func (h *handler) findID(ctx context.Context, id string) (string, error) {
 	if err := convoy.ValidateID("ID", id); err != nil {
 		return "", err
 	}
+	id = strings.ToLower(id) // the Dispatcher folds case; links show the ID as stored
 	if _, err := h.d.GetDelivery(ctx, id); err == nil {
 		return link("delivery", url.Values{"id": {id}}), nil
 	} else if !errors.Is(err, convoy.ErrNotFound) {
