@@ -16,8 +16,9 @@ import (
 // changes nothing stored.
 type App struct {
 	// ID is a UUIDv7, set by CreateApp when empty. An ID given here may be
-	// any UUID in lower-case canonical form (see ValidateID); lists order
-	// apps by ID, so only time-ordered IDs list in creation order.
+	// any UUID in canonical form, stored in lower case (see ValidateID);
+	// lists order apps by ID, so only time-ordered IDs list in creation
+	// order.
 	ID string
 	// Name is a human name for the app, 1 to 256 bytes; CreateApp and
 	// UpdateApp refuse one that is all spaces or holds control characters.
@@ -301,15 +302,15 @@ func (d *Dispatcher) RotateAppSecret(ctx context.Context, appID string, secret S
 	if err := checkID("appID", &appID); err != nil {
 		return nil, err
 	}
+	if keepOld < 0 {
+		return nil, invalid(ErrInvalid, "keepOld", "negative")
+	}
 	if secret == "" {
 		g, err := GenerateSecret()
 		if err != nil {
 			return nil, err
 		}
 		secret = g
-	}
-	if keepOld < 0 {
-		return nil, invalid(ErrInvalid, "keepOld", "negative")
 	}
 	eps, err := d.allEndpoints(ctx, appID)
 	if err != nil {

@@ -44,9 +44,9 @@ func (s EndpointStatus) Valid() bool {
 // Endpoint values returned by a Dispatcher or a Store are copies.
 type Endpoint struct {
 	// ID is a UUIDv7, set by AddEndpoint when empty. An ID given here may
-	// be any UUID in lower-case canonical form (see ValidateID); lists
-	// order endpoints by ID, so only time-ordered IDs list in creation
-	// order.
+	// be any UUID in canonical form, stored in lower case (see
+	// ValidateID); lists order endpoints by ID, so only time-ordered IDs
+	// list in creation order.
 	ID string
 	// AppID is the app the endpoint belongs to.
 	AppID string
