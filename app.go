@@ -232,13 +232,17 @@ func (d *Dispatcher) UpdateApp(ctx context.Context, id string, u AppUpdate) (*Ap
 	return a, nil
 }
 
-// allEndpoints returns every endpoint of the app.
+// allEndpoints returns every endpoint of the app (Send's fan-out among
+// its callers: an app of one page costs one store call and no copy).
 func (d *Dispatcher) allEndpoints(ctx context.Context, appID string) ([]*Endpoint, error) {
 	var all []*Endpoint
 	for page := (Page{Limit: MaxPageSize}); ; {
 		eps, next, err := d.store.ListEndpoints(ctx, appID, page)
 		if err != nil {
 			return nil, err
+		}
+		if next == "" && all == nil {
+			return eps, nil
 		}
 		all = append(all, eps...)
 		if next == "" {

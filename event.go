@@ -413,21 +413,15 @@ func (d *Dispatcher) prepare(ctx context.Context, appID string, ev Event) (*Even
 	}
 	var deliveries []*Delivery
 	targets := make(map[string]*Endpoint)
-	for page := (Page{Limit: MaxPageSize}); ; {
-		eps, next, err := d.store.ListEndpoints(ctx, appID, page)
-		if err != nil {
-			return nil, nil, nil, err
+	eps, err := d.allEndpoints(ctx, appID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, ep := range eps {
+		if ep.Accepts(e.Type) {
+			targets[ep.ID] = ep
+			deliveries = append(deliveries, newDelivery(e, ep))
 		}
-		for _, ep := range eps {
-			if ep.Accepts(e.Type) {
-				targets[ep.ID] = ep
-				deliveries = append(deliveries, newDelivery(e, ep))
-			}
-		}
-		if next == "" {
-			break
-		}
-		page.Cursor = next
 	}
 	return e, deliveries, targets, nil
 }
