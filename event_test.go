@@ -547,3 +547,20 @@ func TestSendToEndpoint(t *testing.T) {
 	_, err = b.d.SendToEndpoint(ctx, ep.ID, convoy.Event{Type: "convoy.test", Data: json.RawMessage(`{}`)})
 	require.ErrorIs(t, err, convoy.ErrClosed)
 }
+
+// TestSendReachesEveryPageOfEndpoints: an app with more endpoints than
+// one page of ListEndpoints holds gets a delivery for each.
+func TestSendReachesEveryPageOfEndpoints(t *testing.T) {
+	b := setup(t, memoryStore(), nil)
+	rc := testutil.NewReceiver(t, nil)
+	for range convoy.MaxPageSize + 1 {
+		b.endpoint(t, rc.URL, nil)
+	}
+	res := b.sendResult(t, "x", `{}`)
+	require.Len(t, res.Deliveries, convoy.MaxPageSize+1)
+	seen := make(map[string]bool)
+	for _, dl := range res.Deliveries {
+		seen[dl.EndpointID] = true
+	}
+	require.Len(t, seen, convoy.MaxPageSize+1, "one delivery per endpoint")
+}
