@@ -24,7 +24,7 @@
 // second run finds nothing to do. Options.Migrate runs it when the Store
 // is made; without it New and Open fail with [ErrNotMigrated] on a schema
 // that is not up to date. Migrations only add, or replace a function by
-// one of the same signature and meaning (version 4, the claim), so
+// one of the same signature and meaning (versions 4 and 5, the claim), so
 // processes of the previous release keep working on a schema a newer one
 // migrated.
 //
