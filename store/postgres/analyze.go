@@ -61,7 +61,8 @@ func (s *Store) grew(n int) {
 	}
 }
 
-// analyzeLoop is the analyzer goroutine.
+// analyzeLoop is the maintenance goroutine: the analyzer, and the vacuum
+// of vacuum.go.
 func (s *Store) analyzeLoop() {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,6 +76,9 @@ func (s *Store) analyzeLoop() {
 		case <-s.stop:
 			return
 		case <-s.analyzeC:
+		case <-s.vacuumC:
+			s.vacuum(ctx)
+			continue
 		}
 		if err := s.analyzeYoung(ctx); err != nil && ctx.Err() == nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "convoy: postgres: analyzing the store's tables failed; autovacuum will",

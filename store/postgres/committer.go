@@ -260,6 +260,9 @@ func (s *Store) runRecords(ops []*op) {
 			break
 		}
 	}
+	if err == nil {
+		s.recorded(len(live))
+	}
 	for _, o := range live {
 		if err != nil && o.err == nil && o.panicked == nil {
 			o.err = s.wrap(err)

@@ -89,3 +89,21 @@ func ListTogether(ctx context.Context, s *Store, apps []string, limits []int) []
 	}
 	return out
 }
+
+// SetVacuumThresholds sets s's vacuumCheck and vacuumMin (see vacuum.go)
+// to small numbers, so a test reaches them with a few deliveries.
+func SetVacuumThresholds(s *Store, check, min int) {
+	s.vacuumCheck, s.vacuumMin = int64(check), int64(min)
+}
+
+// VacuumIfDead runs s's vacuum check now, as the maintenance goroutine
+// does, and reports whether it vacuumed.
+func VacuumIfDead(ctx context.Context, s *Store) (bool, error) {
+	return s.vacuumIfDead(ctx)
+}
+
+// VacuumWakes is how many times s asked its maintenance goroutine to
+// check for a vacuum.
+func VacuumWakes(s *Store) int64 {
+	return s.vacuumWakes.Load()
+}

@@ -64,6 +64,13 @@ type Store struct {
 	inserted  atomic.Int64
 	analyzeAt atomic.Int64
 	analyzeC  chan struct{}
+	// The vacuum (see vacuum.go): deliveries recorded, the thresholds
+	// (vacuumCheck and vacuumMin but in tests), and its wake-up.
+	recordedN   atomic.Int64
+	vacuumWakes atomic.Int64
+	vacuumCheck int64
+	vacuumMin   int64
+	vacuumC     chan struct{}
 }
 
 var (
@@ -95,6 +102,11 @@ type Options struct {
 	// stored alone). Zero means DefaultInsertBatch; 1 turns group commit
 	// of InsertEvent off.
 	InsertBatch int
+	// NoVacuum leaves the deliveries table to autovacuum. By default the
+	// store vacuums it itself once enough deliveries have gone through
+	// that their dead index entries slow the claims down (see the package
+	// documentation).
+	NoVacuum bool
 	// Logger receives the store's warnings (a lost listening connection).
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -196,6 +208,10 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, own bool, opts *Options) 
 		subs:     make(map[uint64]func()),
 		stop:     make(chan struct{}),
 		analyzeC: make(chan struct{}, 1),
+		vacuumC:  make(chan struct{}, 1),
+
+		vacuumCheck: vacuumCheck,
+		vacuumMin:   vacuumMin,
 	}
 	s.analyzeAt.Store(analyzeFirst)
 	if o.Migrate {
