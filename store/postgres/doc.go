@@ -41,7 +41,7 @@
 // VACUUM removes them: a capped claim took four times as long after 90,000
 // deliveries had gone through. Autovacuum waits for a fifth of the table
 // to be dead and looks once a minute, so the store vacuums deliveries
-// itself, once the statistics count more dead rows than 16,000 or a
+// itself, once the statistics count more dead rows than 50,000 or a
 // sixteenth of the live ones (VACUUM with INDEX_CLEANUP ON and
 // SKIP_LOCKED, one process at a time, on a connection it takes out of the
 // pool). Options.NoVacuum leaves the table to autovacuum.

@@ -39,7 +39,7 @@ import (
 // the table to autovacuum.
 const (
 	vacuumCheck    = 4000
-	vacuumMin      = 16000
+	vacuumMin      = 50000
 	vacuumFraction = 16
 )
 
