@@ -41,10 +41,14 @@
 // VACUUM removes them: a capped claim took four times as long after 90,000
 // deliveries had gone through. Autovacuum waits for a fifth of the table
 // to be dead and looks once a minute, so the store vacuums deliveries
-// itself, once the statistics count more dead rows than 50,000 or a
-// sixteenth of the live ones (VACUUM with INDEX_CLEANUP ON and
-// SKIP_LOCKED, one process at a time, on a connection it takes out of the
-// pool). Options.NoVacuum leaves the table to autovacuum.
+// itself, once the statistics count 50,000 dead rows or a sixteenth of
+// the live ones, whichever is more (VACUUM with INDEX_CLEANUP ON and
+// SKIP_LOCKED, one process at a time under a session advisory lock, on a
+// connection it takes out of the pool; after a VACUUM that removed
+// nothing it waits, from 10 seconds doubling to 10 minutes). Like
+// ANALYZE it needs the role that owns the table. Options.NoVacuum leaves
+// the table to autovacuum; set it behind a pooler in transaction mode,
+// where a session lock does not hold.
 //
 // Times are stored as Unix nanoseconds (bigint), so every time reads back
 // exactly as written; to_timestamp(created_at / 1e9) shows one. Event

@@ -71,6 +71,11 @@ type Store struct {
 	vacuumCheck int64
 	vacuumMin   int64
 	vacuumC     chan struct{}
+	// vacuumMu serialises vacuumIfDead, which alone reads and sets the
+	// wait after a VACUUM that removed nothing.
+	vacuumMu   sync.Mutex
+	vacuumWait time.Duration
+	vacuumNext time.Time
 }
 
 var (

@@ -24,8 +24,8 @@ import (
 //
 // So each store counts the deliveries it records and, at every
 // vacuumCheck of them, asks its maintenance goroutine to look at the
-// deliveries table: when the statistics system counts more dead rows than
-// vacuumMin or a sixteenth of the live ones, whichever is more, it runs
+// deliveries table: when the statistics system counts vacuumMin dead rows
+// or a sixteenth of the live ones, whichever is more, it runs
 // VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) on it. vacuumMin is about 25,000
 // deliveries (a claim and a record each leave a dead row), by which the
 // claim above cost 10-20% more; a sixteenth keeps the work of each VACUUM,
@@ -45,6 +45,9 @@ const (
 	vacuumCheck    = 4000
 	vacuumMin      = 50000
 	vacuumFraction = 16
+	// The waits after a VACUUM that left the dead rows.
+	vacuumRetry    = 10 * time.Second
+	vacuumRetryMax = 10 * time.Minute
 )
 
 // recorded counts n deliveries whose records committed and wakes the
@@ -64,42 +67,74 @@ func (s *Store) recorded(n int) {
 	}
 }
 
-// vacuumIfDead vacuums deliveries when it holds more dead rows than
-// vacuumMin or a sixteenth of its live rows, unless another process is at
-// it. It reports whether it ran VACUUM.
+// vacuumIfDead vacuums deliveries when it holds vacuumMin dead rows or a
+// sixteenth of its live rows, unless another process is at
+// it or a VACUUM that removed nothing was tried lately. It reports whether
+// it ran VACUUM.
+//
+// A VACUUM can leave the dead rows where they are: a transaction that
+// holds an old snapshot keeps them, and a role that does not own the
+// table has it skipped with a warning the application never sees. Each
+// such VACUUM doubles the wait before the next, from vacuumRetry to
+// vacuumRetryMax; one that brings the dead rows under the threshold ends
+// the wait.
 func (s *Store) vacuumIfDead(ctx context.Context) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
+	s.vacuumMu.Lock()
+	defer s.vacuumMu.Unlock()
+	if time.Now().Before(s.vacuumNext) {
+		return false, nil
+	}
 	if due, err := s.vacuumDue(ctx, s.pool); err != nil || !due {
 		return false, err
 	}
-	// The connection that vacuums leaves the pool for good, so a long
-	// VACUUM takes none of the application's connections (the pool makes
-	// another when it needs one), and closing it ends the session's
-	// advisory lock whatever happened.
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return false, err
 	}
-	conn := pc.Hijack()
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	var mine bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('convoy.vacuum:' || $1))`, s.opts.Schema).Scan(&mine); err != nil || !mine {
+	if err := pc.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('convoy.vacuum:' || $1))`, s.opts.Schema).Scan(&mine); err != nil || !mine {
+		pc.Release() // holds no session lock
 		return false, err
 	}
+	// The connection that vacuums, holding the lock, leaves the pool for
+	// good: a long VACUUM takes none of the application's connections
+	// (the pool makes another when it needs one), and closing it ends the
+	// session's advisory lock whatever happened.
+	conn := pc.Hijack()
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	// Another process may have vacuumed since.
 	if due, err := s.vacuumDue(ctx, conn); err != nil || !due {
+		return false, err
+	}
+	// A statement_timeout of the role or of the pool's AfterConnect would
+	// cancel a long VACUUM every time, and a cancelled one counts nothing
+	// done: only Close stops this one.
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
 		return false, err
 	}
 	if _, err := conn.Exec(ctx, s.q(`VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) {s}.deliveries`)); err != nil {
 		return false, err
 	}
+	still, err := s.vacuumDue(ctx, conn)
+	if err != nil {
+		return true, err
+	}
+	if !still {
+		s.vacuumWait, s.vacuumNext = 0, time.Time{}
+		return true, nil
+	}
+	if s.vacuumWait == 0 {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "convoy: postgres: VACUUM of deliveries left its dead rows (an old snapshot holds them, "+
+			"or this role does not own the table); trying again later",
+			slog.String("schema", s.opts.Schema))
+	}
+	s.vacuumWait = min(max(2*s.vacuumWait, vacuumRetry), vacuumRetryMax)
+	s.vacuumNext = time.Now().Add(s.vacuumWait)
 	return true, nil
 }
 
-// vacuumDue reports whether deliveries holds more dead rows than
-// vacuumMin or a sixteenth of its live rows, as the statistics system
-// counts them.
+// vacuumDue reports whether deliveries holds vacuumMin dead rows or a
+// sixteenth of its live rows, as the statistics system counts them.
 func (s *Store) vacuumDue(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (bool, error) {

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -96,4 +97,33 @@ func TestVacuumTakesTurns(t *testing.T) {
 	vacuumed, err = postgres.VacuumIfDead(t.Context(), s)
 	require.NoError(t, err)
 	require.False(t, vacuumed, "vacuumed again with nothing dead")
+}
+
+// TestVacuumThatRemovesNothingWaits: while a transaction holds a snapshot
+// older than the dead rows, VACUUM cannot remove them; the store does not
+// run it again at every check but waits before trying again.
+func TestVacuumThatRemovesNothingWaits(t *testing.T) {
+	s := newStore(t, &postgres.Options{NoVacuum: true})
+	postgres.SetVacuumThresholds(s, 20, 100)
+	f := setup(t, s, 2)
+
+	old, err := testPool(t).Begin(t.Context())
+	require.NoError(t, err)
+	defer func() { _ = old.Rollback(context.WithoutCancel(t.Context())) }()
+	_, err = old.Exec(t.Context(), `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`)
+	require.NoError(t, err)
+	_, err = old.Exec(t.Context(), `SELECT 1`) // takes the snapshot
+	require.NoError(t, err)
+
+	churn(t, f, 300)
+	require.Eventually(t, func() bool {
+		vacuumed, err := postgres.VacuumIfDead(t.Context(), s)
+		require.NoError(t, err)
+		return vacuumed
+	}, 30*time.Second, 100*time.Millisecond, "never vacuumed")
+	require.EqualValues(t, 1, vacuumCount(t, s))
+	vacuumed, err := postgres.VacuumIfDead(t.Context(), s)
+	require.NoError(t, err)
+	require.False(t, vacuumed, "vacuumed again at once though the last one removed nothing")
+	require.EqualValues(t, 1, vacuumCount(t, s))
 }
