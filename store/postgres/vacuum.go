@@ -22,7 +22,8 @@ import (
 // capped claim that takes 1.5 ms took 6.4 ms after 90,000 deliveries had
 // gone through, and 1.5 ms again after VACUUM.
 //
-// So each store counts the deliveries it records and, at every
+// So each store counts the deliveries it records or releases (each
+// leaves a dead row) and, at every
 // vacuumCheck of them, asks its maintenance goroutine to look at the
 // deliveries table: when the statistics system counts vacuumMin dead rows
 // or a sixteenth of the live ones, whichever is more, it runs
@@ -50,7 +51,8 @@ const (
 	vacuumRetryMax = 10 * time.Minute
 )
 
-// recorded counts n deliveries whose records committed and wakes the
+// recorded counts n deliveries whose records or releases committed and
+// wakes the
 // maintenance goroutine at every vacuumCheck of them.
 func (s *Store) recorded(n int) {
 	if n <= 0 || s.opts.NoVacuum {
