@@ -52,8 +52,7 @@ const (
 )
 
 // recorded counts n deliveries whose records or releases committed and
-// wakes the
-// maintenance goroutine at every vacuumCheck of them.
+// wakes the maintenance goroutine at every vacuumCheck of them.
 func (s *Store) recorded(n int) {
 	if n <= 0 || s.opts.NoVacuum {
 		return
